@@ -1,0 +1,12 @@
+// Three projects so `npm test` (unit + integration) and `npm run test:interop` select by tier.
+const transform = { "^.+\\.(t|j)s$": ["@swc/jest", { jsc: { target: "es2023" } }] };
+const common = { testEnvironment: "node", transform, moduleFileExtensions: ["ts", "js", "json"] };
+
+/** @type {import('jest').Config} */
+module.exports = {
+  projects: [
+    { ...common, displayName: "unit", testMatch: ["<rootDir>/test/unit/**/*.test.ts"] },
+    { ...common, displayName: "integration", testMatch: ["<rootDir>/test/integration/**/*.test.ts"] },
+    { ...common, displayName: "interop", testMatch: ["<rootDir>/test/interop/**/*.test.ts"] },
+  ],
+};

@@ -1,0 +1,123 @@
+import { z } from "zod";
+
+/**
+ * The stream configuration: the user's main contract (DESIGN.md section 2). Every object is strict, so a misspelt field
+ * is an error rather than a silently ignored setting. Cross-field rules (overlaps, claims, traversal) live in
+ * `validate.ts`; this file says what a well-formed document looks like.
+ */
+
+/** Stream names are used in rule names split on dots (gilt style), metric dimensions and S3 receipt keys. */
+export const STREAM_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
+const fingerprint = z
+  .string()
+  .regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, 'must be an OpenSSH SHA256 fingerprint like "SHA256:abc...xyz" (43 base64 chars)');
+
+const pattern = z.string().min(1, "empty pattern");
+
+export const credentialsSchema = z.union(
+  [
+    z.strictObject({ secretsManager: z.string().min(1) }),
+    z.strictObject({ ssmParameter: z.string().min(1) }),
+    z.strictObject({ s3Object: z.string().regex(/^s3:\/\/[^/]+\/.+/, "must be s3://bucket/key") }),
+    z.strictObject({ file: z.string().min(1) }),
+  ],
+  {
+    error:
+      "credentials must be exactly one reference: { secretsManager: <secret id> }, { ssmParameter: <name> }, " +
+      "{ s3Object: s3://bucket/key } or { file: <path> }; secret values never go in the config",
+  },
+);
+
+const algorithmList = z.array(z.string().min(1)).min(1);
+
+export const sftpSchema = z.strictObject({
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535).default(22),
+  /** May also come from the secret (`username` field); the config wins when both are set. */
+  username: z.string().min(1).optional(),
+  credentials: credentialsSchema,
+  hostKeys: z.array(fingerprint).min(1, "pin at least one host key (run `bridge test-connection` to see it)"),
+  readyTimeoutMs: z.number().int().positive().default(20_000),
+  operationTimeoutMs: z.number().int().positive().default(60_000),
+  keepaliveIntervalMs: z.number().int().nonnegative().default(10_000),
+  /** Files transferred at once over the stream's single SSH connection. */
+  concurrency: z.number().int().min(1).max(32).default(4),
+  /** Overrides for legacy servers; each list replaces ssh2's defaults for that category. */
+  algorithms: z
+    .strictObject({
+      kex: algorithmList.optional(),
+      cipher: algorithmList.optional(),
+      serverHostKey: algorithmList.optional(),
+      hmac: algorithmList.optional(),
+    })
+    .optional(),
+});
+
+export const pushSchema = z.strictObject({
+  /** Key prefix under the stream's `s3.prefix` whose objects are pushed. */
+  from: z.string().default(""),
+  /** Remote directory the files land in; the key's path below `from` is kept. */
+  to: z.string().min(1),
+  patterns: z.array(pattern).min(1).default(["**"]),
+  /** Write under a temporary name and rename into place; turn off for servers that forbid rename. */
+  atomic: z.boolean().default(true),
+  tempSuffix: z.string().min(1).default(".part"),
+  /** Keep the S3 object after delivery (default) or delete it once the remote copy is verified. */
+  after: z.enum(["keep", "delete"]).default("keep"),
+});
+
+export const pullSchema = z.strictObject({
+  from: z.string().min(1),
+  /** Key prefix under the stream's `s3.prefix` that pulled files are written to. */
+  to: z.string().default(""),
+  patterns: z.array(pattern).min(1).default(["**"]),
+  recursive: z.boolean().default(false),
+  after: z.enum(["move", "delete"]).default("move"),
+  /** Relative to `from` (or absolute); skipped when listing. */
+  doneDir: z.string().min(1).default(".done"),
+  /** Files modified more recently than this are left for the next run. */
+  minAgeSeconds: z.number().int().nonnegative().default(0),
+  /** Compare the size twice this many ms apart and skip a file that is still growing (0 = off). */
+  stableCheckMs: z.number().int().nonnegative().default(0),
+  /** Remote names skipped as in-progress uploads by the partner. */
+  ignore: z.array(pattern).default([".*", "*.part", "*.tmp", "*.filepart"]),
+  /** At most this many files per run; the next run carries on. */
+  maxFiles: z.number().int().positive().default(1000),
+});
+
+export const streamSchema = z.strictObject({
+  s3: z.strictObject({
+    bucket: z.string().min(3).max(63),
+    prefix: z.string().default(""),
+  }),
+  sftp: sftpSchema,
+  push: pushSchema.optional(),
+  pull: pullSchema.optional(),
+  /** EventBridge schedule expression for pull, e.g. `rate(30 minutes)`; in the local stack, seconds. */
+  schedule: z
+    .string()
+    .regex(/^(rate\(\d+ (second|seconds|minute|minutes|hour|hours|day|days)\)|cron\(.+\))$/, "must be rate(N unit) or cron(...)")
+    .optional(),
+});
+
+export const configSchema = z.strictObject({
+  version: z.literal(1).default(1),
+  receipts: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** Bucket for receipts; defaults to each stream's own bucket. */
+      bucket: z.string().min(3).max(63).optional(),
+      prefix: z.string().min(1).default("_bridge/receipts/"),
+    })
+    .prefault({}),
+  streams: z.record(z.string().regex(STREAM_NAME, "stream names are letters, digits, - and _ (max 64)"), streamSchema),
+});
+
+export type BridgeConfig = z.output<typeof configSchema>;
+export type BridgeConfigInput = z.input<typeof configSchema>;
+export type StreamConfig = z.output<typeof streamSchema>;
+export type SftpConfig = z.output<typeof sftpSchema>;
+export type PushConfig = z.output<typeof pushSchema>;
+export type PullConfig = z.output<typeof pullSchema>;
+export type CredentialsRef = z.output<typeof credentialsSchema>;

@@ -1,0 +1,115 @@
+import { describeError } from "./errors";
+
+/**
+ * The result of every run, returned to the adapter and logged: per stream and direction, what moved, what was skipped
+ * and why, what failed and why. `ref` carries an adapter's own handle (an SQS message id) through the engine untouched.
+ */
+export type Direction = "push" | "pull";
+
+export interface MovedFile {
+  source: string;
+  destination: string;
+  bytes: number;
+  sha256?: string;
+  durationMs: number;
+  ref?: string;
+}
+
+export type SkipReason =
+  | "pattern" // name does not match the stream's patterns
+  | "ignored" // temp / hidden file per pull.ignore
+  | "too-young" // modified less than minAgeSeconds ago
+  | "growing" // size changed during the stability check
+  | "directory" // a folder marker key, or a directory while not recursive
+  | "duplicate" // a receipt shows this object version was already delivered
+  | "deadline" // left for the next run: the deadline was near
+  | "limit" // left for the next run: maxFiles reached
+  | "no-stream"; // no stream claims this bucket/key
+
+export interface SkippedFile {
+  source: string;
+  reason: SkipReason;
+  detail?: string;
+  ref?: string;
+}
+
+export interface FailedFile {
+  source: string;
+  code: string;
+  message: string;
+  ref?: string;
+}
+
+export interface StreamReport {
+  stream: string;
+  direction: Direction;
+  moved: MovedFile[];
+  skipped: SkippedFile[];
+  failed: FailedFile[];
+  files: number;
+  bytes: number;
+  durationMs: number;
+}
+
+export interface RunReport {
+  startedAt: string;
+  finishedAt: string;
+  streams: StreamReport[];
+  /** Items no stream claimed (push) — reported, never retried. */
+  unrouted: SkippedFile[];
+  ok: boolean;
+}
+
+export class StreamReportBuilder {
+  private readonly moved: MovedFile[] = [];
+  private readonly skipped: SkippedFile[] = [];
+  private readonly failed: FailedFile[] = [];
+  private readonly started: number;
+
+  constructor(
+    readonly stream: string,
+    readonly direction: Direction,
+    private readonly clock: () => number,
+  ) {
+    this.started = clock();
+  }
+
+  addMoved(file: MovedFile): void {
+    this.moved.push(file);
+  }
+  addSkipped(file: SkippedFile): void {
+    this.skipped.push(file);
+  }
+  addFailed(source: string, err: unknown, ref?: string): void {
+    this.failed.push({ source, ...describeError(err), ...(ref === undefined ? {} : { ref }) });
+  }
+
+  build(): StreamReport {
+    return {
+      stream: this.stream,
+      direction: this.direction,
+      moved: this.moved,
+      skipped: this.skipped,
+      failed: this.failed,
+      files: this.moved.length,
+      bytes: this.moved.reduce((n, f) => n + f.bytes, 0),
+      durationMs: this.clock() - this.started,
+    };
+  }
+}
+
+export function runReport(started: number, clock: () => number, streams: StreamReport[], unrouted: SkippedFile[] = []): RunReport {
+  return {
+    startedAt: new Date(started).toISOString(),
+    finishedAt: new Date(clock()).toISOString(),
+    streams,
+    unrouted,
+    ok: streams.every((s) => s.failed.length === 0),
+  };
+}
+
+/** gilt-compatible summary line; CloudWatch metric filters match on it (keep the wording). */
+export function giltLine(report: StreamReport): string {
+  const [from, to] = report.direction === "push" ? ["S3", "SFTP"] : ["SFTP", "S3"];
+  return `[${report.stream}]: Moved ${report.files} files from ${from} to ${to}`;
+}
