@@ -11,6 +11,11 @@ export const ENV = {
   deadlineMarginMs: "BRIDGE_DEADLINE_MARGIN_MS",
   /** Bucket-notification prefix of the receipts (overrides the config's receipts.prefix). Optional. */
   receiptsPrefix: "BRIDGE_RECEIPTS_PREFIX",
+  /**
+   * Accept `credentials: { file: ... }` in the config. Only the local stack sets it: in AWS a key file would have to
+   * ship inside the deployment package.
+   */
+  allowFileCredentials: "BRIDGE_ALLOW_FILE_CREDENTIALS",
   /** Powertools settings, read by Powertools itself. */
   serviceName: "POWERTOOLS_SERVICE_NAME",
   metricsNamespace: "POWERTOOLS_METRICS_NAMESPACE",
@@ -25,6 +30,7 @@ export interface HandlerEnv {
   cacheTtlMs: number;
   deadlineMarginMs: number;
   receiptsPrefix?: string;
+  allowFileCredentials: boolean;
 }
 
 function intFrom(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -45,5 +51,6 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): HandlerEnv {
     cacheTtlMs: intFrom(env, ENV.cacheTtlSeconds, 300) * 1000,
     deadlineMarginMs: intFrom(env, ENV.deadlineMarginMs, 30_000),
     receiptsPrefix: env[ENV.receiptsPrefix] || undefined,
+    allowFileCredentials: env[ENV.allowFileCredentials] === "true",
   };
 }

@@ -40,12 +40,22 @@ export interface FailedFile {
   ref?: string;
 }
 
+/** What a dry run would do: one file, its size, and when it was delivered before (from its receipts). */
+export interface PlannedFile {
+  source: string;
+  destination: string;
+  bytes: number;
+  deliveries: { finishedAt: string; sha256: string; trigger?: string }[];
+}
+
 export interface StreamReport {
   stream: string;
   direction: Direction;
   moved: MovedFile[];
   skipped: SkippedFile[];
   failed: FailedFile[];
+  /** Dry runs only: what would have been moved. */
+  planned?: PlannedFile[];
   files: number;
   bytes: number;
   durationMs: number;
@@ -64,6 +74,7 @@ export class StreamReportBuilder {
   private readonly moved: MovedFile[] = [];
   private readonly skipped: SkippedFile[] = [];
   private readonly failed: FailedFile[] = [];
+  private planned: PlannedFile[] | undefined;
   private readonly started: number;
 
   constructor(
@@ -80,6 +91,9 @@ export class StreamReportBuilder {
   addSkipped(file: SkippedFile): void {
     this.skipped.push(file);
   }
+  addPlanned(file: PlannedFile): void {
+    (this.planned ??= []).push(file);
+  }
   addFailed(source: string, err: unknown, ref?: string): void {
     this.failed.push({ source, ...describeError(err), ...(ref === undefined ? {} : { ref }) });
   }
@@ -91,6 +105,7 @@ export class StreamReportBuilder {
       moved: this.moved,
       skipped: this.skipped,
       failed: this.failed,
+      ...(this.planned ? { planned: this.planned } : {}),
       files: this.moved.length,
       bytes: this.moved.reduce((n, f) => n + f.bytes, 0),
       durationMs: this.clock() - this.started,

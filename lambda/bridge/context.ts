@@ -1,0 +1,53 @@
+import type { S3Client } from "@aws-sdk/client-s3";
+import type { BridgeConfig } from "./config/schema";
+import type { CredentialResolver } from "./credentials";
+import type { Logger } from "./logger";
+import { ReceiptStore } from "./receipts";
+import { S3Endpoint, type S3UploadOptions } from "./s3";
+import { connectSftp, type SftpConnector } from "./sftp";
+
+/** Everything the engine is given by an adapter. Nothing here comes from the environment. */
+export interface EngineDeps {
+  config: BridgeConfig;
+  s3: S3Client;
+  credentials: CredentialResolver;
+  logger: Logger;
+  /** Defaults to the ssh2-sftp-client connector; tests inject fault-injecting ones. */
+  connect?: SftpConnector;
+  clock?: () => number;
+  upload?: S3UploadOptions;
+  /** Recorded in receipts (the Lambda request id, a CLI run id). */
+  requestId?: string;
+}
+
+export interface EngineContext {
+  config: BridgeConfig;
+  s3: S3Endpoint;
+  receipts: ReceiptStore;
+  credentials: CredentialResolver;
+  connect: SftpConnector;
+  logger: Logger;
+  clock: () => number;
+  upload: S3UploadOptions;
+  requestId?: string;
+}
+
+export function engineContext(deps: EngineDeps): EngineContext {
+  return {
+    config: deps.config,
+    s3: new S3Endpoint(deps.s3),
+    receipts: new ReceiptStore(deps.s3, deps.config),
+    credentials: deps.credentials,
+    connect: deps.connect ?? connectSftp,
+    logger: deps.logger,
+    clock: deps.clock ?? Date.now,
+    upload: deps.upload ?? {},
+    requestId: deps.requestId,
+  };
+}
+
+/** Options every run takes from its adapter. */
+export interface RunOptions {
+  /** Epoch ms after which no new file is started (the adapter subtracts its safety margin). */
+  deadline?: number;
+}

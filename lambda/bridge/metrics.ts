@@ -1,0 +1,34 @@
+import type { Direction, RunReport } from "./report";
+
+/**
+ * The metrics a run produces, derived from its report so the engine stays free of any metrics library; adapters emit
+ * them (the Lambda handler as CloudWatch EMF through Powertools). Names are the contract the template's alarms use.
+ */
+export const METRIC_NAMES = ["FilesMoved", "BytesMoved", "Errors", "ConnectionTimeouts", "DurationMs"] as const;
+export type MetricName = (typeof METRIC_NAMES)[number];
+
+export interface StreamMetrics {
+  stream: string;
+  direction: Direction;
+  values: Record<MetricName, number>;
+}
+
+const CONNECTION_TIMEOUT_CODES = new Set(["SFTP_CONNECT_TIMEOUT"]);
+
+export function reportMetrics(report: RunReport): StreamMetrics[] {
+  return report.streams.map((s) => {
+    const timeouts = s.failed.filter((f) => CONNECTION_TIMEOUT_CODES.has(f.code)).length;
+    return {
+      stream: s.stream,
+      direction: s.direction,
+      values: {
+        FilesMoved: s.files,
+        BytesMoved: s.bytes,
+        // One connection timeout fails every file of the batch; count it once as an error of the connection.
+        Errors: s.failed.length,
+        ConnectionTimeouts: timeouts > 0 ? 1 : 0,
+        DurationMs: s.durationMs,
+      },
+    };
+  });
+}

@@ -1,0 +1,115 @@
+import { createHash, randomBytes } from "node:crypto";
+import { ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
+import type { BridgeConfig } from "./config/schema";
+import type { Direction } from "./report";
+import { S3Endpoint } from "./s3";
+import { S3Error } from "./errors";
+
+/**
+ * Delivery receipts: one small JSON object per verified transfer. They answer "did file X reach the partner, and
+ * when?", and they make push idempotent: an object version (ETag) with a receipt for its stream was already delivered.
+ *
+ * Layout, readable in any S3 browser and listable by key:
+ *   <prefix><stream>/push/<relative key>/<etag>/<time>-<rand>.json
+ *   <prefix><stream>/pull/<relative remote path>/<time>-<rand>.json
+ */
+export interface Receipt {
+  stream: string;
+  direction: Direction;
+  source: { bucket?: string; key?: string; eTag?: string; versionId?: string; host?: string; path?: string; size: number; mtime?: string };
+  destination: { bucket?: string; key?: string; eTag?: string; host?: string; path?: string };
+  bytes: number;
+  sha256: string;
+  startedAt: string;
+  finishedAt: string;
+  attempt: number;
+  requestId?: string;
+  /** Why this delivery happened when it was not the first: a forced push or an operator's resend. */
+  trigger?: "event" | "schedule" | "invoke" | "resend" | "force";
+}
+
+// S3 keys are at most 1024 bytes; a very long relative path is replaced by its hash so the receipt still has a key.
+function pathPart(relative: string): string {
+  return Buffer.byteLength(relative) > 700 ? `_sha256/${createHash("sha256").update(relative).digest("hex")}` : relative;
+}
+
+function cleanETag(eTag: string | undefined): string {
+  return (eTag ?? "no-etag").replace(/"/g, "");
+}
+
+function stamp(date: Date): string {
+  return date.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+}
+
+export class ReceiptStore {
+  private readonly endpoint: S3Endpoint;
+
+  constructor(
+    private readonly client: S3Client,
+    private readonly config: BridgeConfig,
+  ) {
+    this.endpoint = new S3Endpoint(client);
+  }
+
+  get enabled(): boolean {
+    return this.config.receipts.enabled;
+  }
+
+  bucketFor(stream: string): string {
+    return this.config.receipts.bucket ?? (this.config.streams[stream]?.s3.bucket as string);
+  }
+
+  /** Where a stream's receipts of one direction live; with `relative`, those of one file. */
+  prefixFor(stream: string, direction: Direction, relative?: string, eTag?: string): string {
+    let prefix = `${this.config.receipts.prefix}${stream}/${direction}/`;
+    if (relative !== undefined) prefix += `${pathPart(relative)}/`;
+    if (eTag !== undefined) prefix += `${cleanETag(eTag)}/`;
+    return prefix;
+  }
+
+  async hasPushReceipt(stream: string, relative: string, eTag: string | undefined): Promise<boolean> {
+    if (!this.enabled || eTag === undefined) return false;
+    const bucket = this.bucketFor(stream);
+    const prefix = this.prefixFor(stream, "push", relative, eTag);
+    try {
+      const out = await this.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, MaxKeys: 1 }));
+      return (out.KeyCount ?? out.Contents?.length ?? 0) > 0;
+    } catch (err) {
+      throw new S3Error("S3_OPERATION_FAILED", `s3 ListBucket s3://${bucket}/${prefix}: cannot check receipts: ${(err as Error).message}`, {
+        cause: err,
+        context: { bucket, key: prefix },
+        retryable: true,
+      });
+    }
+  }
+
+  async write(receipt: Receipt, relative: string): Promise<string | undefined> {
+    if (!this.enabled) return undefined;
+    const bucket = this.bucketFor(receipt.stream);
+    const eTag = receipt.direction === "push" ? receipt.source.eTag : undefined;
+    const key =
+      this.prefixFor(receipt.stream, receipt.direction, relative, receipt.direction === "push" ? (eTag ?? "no-etag") : undefined) +
+      `${stamp(new Date(receipt.finishedAt))}-${randomBytes(3).toString("hex")}.json`;
+    await this.endpoint.putText(bucket, key, JSON.stringify(receipt, null, 2));
+    return `s3://${bucket}/${key}`;
+  }
+
+  /** Receipts of a stream, newest last; filtered by relative path and/or finish time. */
+  async list(stream: string, filter: { direction?: Direction; relative?: string; since?: Date } = {}): Promise<Receipt[]> {
+    const directions: Direction[] = filter.direction ? [filter.direction] : ["push", "pull"];
+    const found: Receipt[] = [];
+    for (const direction of directions) {
+      const bucket = this.bucketFor(stream);
+      for await (const obj of this.endpoint.list(bucket, this.prefixFor(stream, direction, filter.relative))) {
+        if (!obj.key.endsWith(".json")) continue;
+        if (filter.since && obj.lastModified && obj.lastModified < filter.since) continue;
+        const text = await this.endpoint.getText(bucket, obj.key);
+        if (!text) continue;
+        const receipt = JSON.parse(text) as Receipt;
+        if (filter.since && new Date(receipt.finishedAt) < filter.since) continue;
+        found.push(receipt);
+      }
+    }
+    return found.sort((a, b) => a.finishedAt.localeCompare(b.finishedAt));
+  }
+}

@@ -1,0 +1,34 @@
+import { S3Client } from "@aws-sdk/client-s3";
+import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { SSMClient } from "@aws-sdk/client-ssm";
+import { createCredentialResolver, loadConfig, type BridgeConfig, type CredentialResolver } from "./bridge";
+import type { HandlerEnv } from "./env";
+
+/**
+ * What a warm container keeps between invocations: SDK clients (connection reuse), the validated config and resolved
+ * credentials, each for `cacheTtlMs`, so a rotated secret or an edited config is picked up without a redeploy.
+ */
+export interface Runtime {
+  s3: S3Client;
+  credentials: CredentialResolver;
+  config(): Promise<BridgeConfig>;
+}
+
+export function createRuntime(env: HandlerEnv, clock: () => number = Date.now): Runtime {
+  // Region and endpoints come from the standard AWS variables (AWS_REGION, AWS_ENDPOINT_URL_*), as in any SDK client.
+  const s3 = new S3Client({ forcePathStyle: Boolean(process.env.AWS_ENDPOINT_URL_S3) });
+  const ssm = new SSMClient({});
+  const credentials = createCredentialResolver({ secretsManager: new SecretsManagerClient({}), ssm, s3, ttlMs: env.cacheTtlMs, clock });
+  let cached: { config: BridgeConfig; at: number } | undefined;
+  return {
+    s3,
+    credentials,
+    async config() {
+      if (cached && clock() - cached.at < env.cacheTtlMs) return cached.config;
+      const config = await loadConfig(env.configLocation, { s3, ssm }, { allowFileCredentials: env.allowFileCredentials });
+      if (env.receiptsPrefix) config.receipts.prefix = env.receiptsPrefix;
+      cached = { config, at: clock() };
+      return config;
+    },
+  };
+}

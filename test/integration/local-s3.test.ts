@@ -1,0 +1,291 @@
+// The local S3 (s3rver in a child process) must behave like S3 where the bridge depends on it: byte-exact bodies,
+// multipart uploads, paged listings, and notification records shaped and encoded as AWS sends them.
+import { spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { Readable } from "node:stream";
+import {
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from "@aws-sdk/client-s3";
+import { Upload } from "@aws-sdk/lib-storage";
+import type { S3EventRecord } from "aws-lambda";
+import { type LocalS3, startLocalS3 } from "../../scripts/local/s3-server";
+
+jest.setTimeout(60_000);
+
+const BUCKET = "bridge-local";
+const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
+const md5 = (data: Buffer) => createHash("md5").update(data).digest("hex");
+/** How a consumer of a real S3 notification recovers the key. */
+const decodeEventKey = (key: string) => decodeURIComponent(key.replace(/\+/g, " "));
+
+/** A body the SDK cannot buffer or inspect up front: a stream in uneven chunks. */
+function streamOf(data: Buffer, chunk = 64 * 1024 + 7): Readable {
+  return Readable.from(
+    (function* () {
+      for (let offset = 0; offset < data.length; offset += chunk) yield data.subarray(offset, offset + chunk);
+    })(),
+  );
+}
+
+async function getBytes(s3: S3Client, key: string): Promise<Buffer> {
+  const response = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
+  return Buffer.from(await response.Body!.transformToByteArray());
+}
+
+async function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs = 5_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Running, not merely a zombie waiting for whichever process adopted it to reap it. */
+function isAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: "127.0.0.1", port });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
+describe("local S3 (s3rver child process)", () => {
+  let directory: string;
+  let local: LocalS3;
+  let s3: S3Client;
+  const records: S3EventRecord[] = [];
+
+  beforeAll(async () => {
+    directory = await mkdtemp(path.join(os.tmpdir(), "local-s3-"));
+    local = await startLocalS3({ directory, buckets: [BUCKET] });
+    local.onEvent((record) => records.push(record));
+    s3 = local.client();
+  });
+
+  afterAll(async () => {
+    s3?.destroy();
+    await local?.close();
+    if (directory) await rm(directory, { recursive: true, force: true });
+  });
+
+  it("listens on loopback at the port it reports", () => {
+    expect(local.endpoint).toBe(`http://127.0.0.1:${local.port}`);
+    expect(local.port).toBeGreaterThan(0);
+    expect(local.region).toBe("us-east-1");
+  });
+
+  it("stores a streamed PutObject body byte for byte", async () => {
+    const data = randomBytes(3 * 1024 * 1024 + 123);
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: BUCKET,
+        Key: "streamed/body.bin",
+        Body: streamOf(data),
+        ContentLength: data.length,
+      }),
+    );
+    const back = await getBytes(s3, "streamed/body.bin");
+    expect(back.length).toBe(data.length);
+    expect(sha256(back)).toBe(sha256(data));
+  });
+
+  it("completes a ~12 MiB lib-storage multipart Upload and reports it as CompleteMultipartUpload", async () => {
+    const data = randomBytes(12 * 1024 * 1024 + 4321);
+    const key = "multipart/large.bin";
+    const upload = new Upload({
+      client: s3,
+      params: { Bucket: BUCKET, Key: key, Body: streamOf(data) },
+      partSize: 5 * 1024 * 1024,
+      queueSize: 2,
+    });
+    const parts: number[] = [];
+    upload.on("httpUploadProgress", (progress) => progress.part !== undefined && parts.push(progress.part));
+    await upload.done();
+    // Three parts prove the multipart path ran, not a single PutObject.
+    expect(new Set(parts).size).toBe(3);
+
+    const back = await getBytes(s3, key);
+    expect(back.length).toBe(data.length);
+    expect(sha256(back)).toBe(sha256(data));
+
+    const record = await waitFor("the multipart record", () => records.find((r) => r.s3.object.key === key));
+    expect(record.eventName).toBe("ObjectCreated:CompleteMultipartUpload");
+    expect(record.s3.object.size).toBe(data.length);
+    const head = await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }));
+    expect(record.s3.object.eTag).toBe(head.ETag!.replace(/"/g, ""));
+  });
+
+  it("pages ListObjectsV2 with continuation tokens", async () => {
+    const keys = Array.from({ length: 7 }, (_, i) => `paged/item-${i}.txt`);
+    for (const key of keys) await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: key }));
+
+    const seen: string[] = [];
+    let pages = 0;
+    let token: string | undefined;
+    do {
+      // Pages after the first need --openssl-legacy-provider in s3rver's process (DES tokens): HTTP 500 without it.
+      const page = await s3.send(
+        new ListObjectsV2Command({ Bucket: BUCKET, Prefix: "paged/", MaxKeys: 3, ContinuationToken: token }),
+      );
+      pages += 1;
+      seen.push(...(page.Contents ?? []).map((object) => object.Key!));
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token && pages < 10);
+
+    expect(pages).toBe(3);
+    expect(seen).toEqual([...keys].sort());
+  });
+
+  it("sends AWS-shaped records with keys encoded as AWS does", async () => {
+    const key = "in box/a b+c&d ü €(1).xml";
+    const body = Buffer.from("<x/>");
+    const before = records.length;
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body }));
+
+    const record = await waitFor("the put record", () =>
+      records.slice(before).find((r) => r.eventName === "ObjectCreated:Put"),
+    );
+    // Form encoding per UTF-8 byte, space as "+", "/" literal, as in real S3 notifications.
+    expect(record.s3.object.key).toBe("in+box/a+b%2Bc%26d+%C3%BC+%E2%82%AC%281%29.xml");
+    expect(decodeEventKey(record.s3.object.key)).toBe(key);
+    expect(record).toMatchObject({
+      eventVersion: "2.1",
+      eventSource: "aws:s3",
+      awsRegion: "us-east-1",
+      eventName: "ObjectCreated:Put",
+      s3: {
+        s3SchemaVersion: "1.0",
+        bucket: { name: BUCKET, arn: `arn:aws:s3:::${BUCKET}` },
+        object: { size: body.length, eTag: md5(body) },
+      },
+    });
+    expect(new Date(record.eventTime).toISOString()).toBe(record.eventTime);
+    expect(record.s3.object.sequencer).toMatch(/^[0-9A-F]{18}$/);
+    expect(record.requestParameters.sourceIPAddress).toBe("127.0.0.1");
+  });
+
+  it("sends ObjectRemoved:Delete for DeleteObject and for each key of DeleteObjects", async () => {
+    const keys = ["gone/one & only.txt", "gone/two+two.txt", "gone/three.txt"];
+    for (const key of keys) await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: "x" }));
+    const before = records.length;
+
+    await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: keys[0] }));
+    await s3.send(
+      new DeleteObjectsCommand({ Bucket: BUCKET, Delete: { Objects: keys.slice(1).map((Key) => ({ Key })) } }),
+    );
+
+    const removed = await waitFor("three removal records", () => {
+      const found = records.slice(before).filter((r) => r.eventName === "ObjectRemoved:Delete");
+      return found.length >= 3 ? found : undefined;
+    });
+    expect(removed.map((r) => decodeEventKey(r.s3.object.key)).sort()).toEqual([...keys].sort());
+    expect(removed[0]!.s3.object.key).toBe("gone/one+%26+only.txt");
+    for (const r of removed) {
+      expect(r.s3.bucket.arn).toBe(`arn:aws:s3:::${BUCKET}`);
+      // AWS removal records carry no size or eTag.
+      expect(r.s3.object).not.toHaveProperty("size");
+      expect(r.s3.object).not.toHaveProperty("eTag");
+    }
+  });
+
+  it("gives records strictly increasing sequencers", async () => {
+    const before = records.length;
+    await Promise.all(
+      Array.from({ length: 5 }, (_, i) =>
+        s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: `burst/${i}`, Body: "b" })),
+      ),
+    );
+    const burst = await waitFor("five burst records", () => {
+      const found = records.slice(before).filter((r) => r.s3.object.key.startsWith("burst/"));
+      return found.length >= 5 ? found : undefined;
+    });
+    const sequencers = burst.map((r) => r.s3.object.sequencer);
+    expect(new Set(sequencers).size).toBe(5);
+    expect([...sequencers].sort()).toEqual(sequencers);
+  });
+
+  it("stops delivering to a listener once it is removed", async () => {
+    const mine: S3EventRecord[] = [];
+    const off = local.onEvent((record) => mine.push(record));
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: "listener/first", Body: "1" }));
+    await waitFor("the first record", () => mine.find((r) => r.s3.object.key === "listener/first"));
+    off();
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: "listener/second", Body: "2" }));
+    await waitFor("the shared listener's record", () => records.find((r) => r.s3.object.key === "listener/second"));
+    expect(mine.map((r) => r.s3.object.key)).toEqual(["listener/first"]);
+  });
+
+  it("creates buckets through the API", async () => {
+    await local.createBucket("made-later");
+    await s3.send(new PutObjectCommand({ Bucket: "made-later", Key: "k", Body: "v" }));
+    const response = await s3.send(new GetObjectCommand({ Bucket: "made-later", Key: "k" }));
+    expect(await response.Body!.transformToString()).toBe("v");
+  });
+});
+
+describe("local S3 lifecycle", () => {
+  let directory: string;
+
+  beforeAll(async () => {
+    directory = await mkdtemp(path.join(os.tmpdir(), "local-s3-life-"));
+  });
+  afterAll(async () => {
+    if (directory) await rm(directory, { recursive: true, force: true });
+  });
+
+  it("close() ends the child process and frees the port", async () => {
+    const local = await startLocalS3({ directory });
+    expect(isAlive(local.pid)).toBe(true);
+    expect(await canConnect(local.port)).toBe(true);
+    await local.close();
+    expect(isAlive(local.pid)).toBe(false);
+    expect(await canConnect(local.port)).toBe(false);
+    // A second close is harmless.
+    await local.close();
+  });
+
+  it("the child exits when its parent dies without closing it", async () => {
+    // A throwaway parent starts the child over IPC, reports the child's pid, and is then killed with SIGKILL,
+    // so nothing on the parent side gets to clean up.
+    const childScript = path.resolve(__dirname, "../../scripts/local/s3rver-child.js");
+    const parentSource = `
+      const { spawn } = require("node:child_process");
+      const child = spawn(process.execPath, ["--openssl-legacy-provider", ${JSON.stringify(childScript)},
+        JSON.stringify({ directory: ${JSON.stringify(directory)} })], { stdio: ["ignore", "ignore", "inherit", "ipc"] });
+      child.on("message", (m) => { if (m.type === "ready") console.log(child.pid); });
+    `;
+    const parent = spawn(process.execPath, ["-e", parentSource], { stdio: ["ignore", "pipe", "inherit"] });
+    const childPid = await new Promise<number>((resolve, reject) => {
+      parent.stdout.once("data", (chunk: Buffer) => resolve(Number(chunk.toString().trim())));
+      parent.once("exit", (code) => reject(new Error(`throwaway parent exited early (${code})`)));
+    });
+    expect(isAlive(childPid)).toBe(true);
+    parent.kill("SIGKILL");
+    await waitFor("the orphaned child to exit", () => (isAlive(childPid) ? undefined : true), 10_000);
+  });
+});
