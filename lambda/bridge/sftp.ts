@@ -74,9 +74,13 @@ const PERMISSION_DENIED = 3;
 const MAX_WRITE_BYTES_IN_FLIGHT = 8 * 1024 * 1024;
 const MAX_READ_REQUESTS_IN_FLIGHT = 32;
 
+/** The SFTP status of an error, whether it came raw from ssh2 (a number) or via ssh2-sftp-client (an errno name). */
 function sftpCode(err: unknown): number | undefined {
   const code = (err as { code?: unknown })?.code;
-  return typeof code === "number" ? code : undefined;
+  if (typeof code === "number") return code;
+  if (code === "ENOENT") return NO_SUCH_FILE;
+  if (code === "EACCES") return PERMISSION_DENIED;
+  return undefined;
 }
 
 function reason(err: unknown): string {
@@ -85,7 +89,7 @@ function reason(err: unknown): string {
   if (code === PERMISSION_DENIED) return "permission denied";
   const message = err instanceof Error ? err.message : String(err);
   // ssh2-sftp-client prefixes its method name and sometimes appends the path; keep the server's words only.
-  return message.replace(/^[a-zA-Z]+(->|: )/, "");
+  return message.replace(/^[_a-zA-Z]+(->|: )/, "");
 }
 
 function opError(op: string, path: string, err: unknown, context: ErrorContext): SftpError {

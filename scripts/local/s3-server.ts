@@ -126,6 +126,10 @@ function makeLocalS3(
       responseChecksumValidation: "WHEN_REQUIRED",
     });
   let closing: Promise<void> | undefined;
+  // A server that dies on its own must not go unnoticed in the local stack; requests would just be refused.
+  child.once("exit", (code, signal) => {
+    if (!closing) process.stderr.write(`local S3: s3rver exited unexpectedly (code ${code}, signal ${signal})\n`);
+  });
 
   return {
     endpoint,

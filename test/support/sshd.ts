@@ -75,6 +75,7 @@ export async function startSshd(): Promise<Sshd> {
     const authorizedKeys = path.join(etc, "authorized_keys");
     await writeFile(authorizedKeys, await readFile(`${clientKey}.pub`, "utf8"), { mode: 0o644 });
     const hostKeyFingerprint = await fingerprintOf(`${hostKey}.pub`);
+    const privateKey = await readFile(clientKey, "utf8");
 
     const logFile = path.join(runDir, "sshd.log");
     const configFile = path.join(etc, "sshd_config");
@@ -99,7 +100,7 @@ export async function startSshd(): Promise<Sshd> {
           runDir,
           logFile,
           root,
-          privateKey: await readFile(clientKey, "utf8"),
+          privateKey,
           hostKeyFingerprint,
           hostPublicKey,
         });
@@ -197,7 +198,7 @@ function handle(o: {
     else o.child.once("exit", () => resolve());
   });
   // A test run that dies without close() must not leave a listening sshd behind.
-  const onExit = () => killTree(pid, "SIGKILL");
+  const onExit = () => signalAll([pid, ...descendantsOf(pid)], "SIGKILL");
   process.once("exit", onExit);
   let closing: Promise<void> | undefined;
 
@@ -215,12 +216,16 @@ function handle(o: {
     close() {
       closing ??= (async () => {
         process.removeListener("exit", onExit);
-        // Session processes outlive the listener; end them too, by id.
-        const sessions = killTree(pid, "SIGTERM");
-        const killer = setTimeout(() => killTree(pid, "SIGKILL"), 5_000);
+        // Session processes outlive the listener: end them first, by id, while the listener is still there to reap
+        // them (orphans would become zombies where PID 1 does not reap), then the listener.
+        // Signalling only the per-connection processes lets each privsep monitor end and reap its own child.
+        const tree = [pid, ...descendantsOf(pid)];
+        signalAll(childrenOf(pid), "SIGTERM");
+        await waitUntilReaped(tree.slice(1), tree);
+        signalAll([pid], "SIGTERM");
+        const killer = setTimeout(() => signalAll([pid, ...descendantsOf(pid)], "SIGKILL"), 5_000);
         await exited;
         clearTimeout(killer);
-        await waitUntilGone(sessions);
         await rm(o.runDir, { recursive: true, force: true });
       })();
       return closing;
@@ -325,8 +330,14 @@ function sshBanner(port: number): Promise<boolean> {
   });
 }
 
-/** Signals `pid` and all its descendants (found via /proc); returns the ids signalled. */
-function killTree(pid: number, signal: NodeJS.Signals): number[] {
+function childrenOf(pid: number): number[] {
+  return readdirSync("/proc")
+    .filter((entry) => /^\d+$/.test(entry) && parentOf(Number(entry)) === pid)
+    .map(Number);
+}
+
+/** All descendants of `pid`, found via /proc, parents before children. */
+function descendantsOf(pid: number): number[] {
   const children = new Map<number, number[]>();
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
@@ -334,20 +345,25 @@ function killTree(pid: number, signal: NodeJS.Signals): number[] {
     if (ppid === undefined) continue;
     children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
   }
-  const tree: number[] = [];
+  const found: number[] = [];
   const visit = (p: number) => {
-    tree.push(p);
-    for (const c of children.get(p) ?? []) visit(c);
+    for (const c of children.get(p) ?? []) {
+      found.push(c);
+      visit(c);
+    }
   };
   visit(pid);
-  for (const p of tree) {
+  return found;
+}
+
+function signalAll(pids: number[], signal: NodeJS.Signals): void {
+  for (const p of pids) {
     try {
       process.kill(p, signal);
     } catch {
       // Already gone.
     }
   }
-  return tree;
 }
 
 function parentOf(pid: number): number | undefined {
@@ -369,11 +385,22 @@ function isRunning(pid: number): boolean {
   }
 }
 
-async function waitUntilGone(pids: number[], timeoutMs = 5_000): Promise<void> {
+/**
+ * Waits until `pids` are gone: vanished from /proc, or zombies whose parent is outside `tree` (nobody of ours will
+ * reap them). A zombie whose parent is in `tree` is about to be reaped, so it is still waited for.
+ */
+async function waitUntilReaped(pids: number[], tree: number[], timeoutMs = 5_000): Promise<void> {
+  const inTree = new Set(tree);
+  const pending = (p: number) => {
+    if (!existsSync(`/proc/${p}`)) return false;
+    if (isRunning(p)) return true;
+    const parent = parentOf(p);
+    return parent !== undefined && inTree.has(parent);
+  };
   const deadline = Date.now() + timeoutMs;
-  while (pids.some(isRunning)) {
+  while (pids.some(pending)) {
     if (Date.now() > deadline) {
-      for (const p of pids.filter(isRunning)) process.kill(p, "SIGKILL");
+      signalAll(pids.filter(isRunning), "SIGKILL");
       return;
     }
     await new Promise((resolve) => setTimeout(resolve, 25));

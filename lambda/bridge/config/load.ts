@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import { resolve as resolvePath } from "node:path";
 import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { GetParameterCommand, type SSMClient } from "@aws-sdk/client-ssm";
-import { parseDocument } from "yaml";
+import { LineCounter, parseDocument } from "yaml";
 import { BridgeError, ConfigError, ConfigNotFoundError, type ConfigIssue } from "../errors";
 import type { BridgeConfig } from "./schema";
 import { validateConfig, type ValidateOptions } from "./validate";
@@ -40,12 +40,12 @@ export function parseConfigLocation(location: string): ConfigLocation {
 /** The raw document (YAML 1.2, of which JSON is a subset); syntax errors become one ConfigError with line numbers. */
 export function parseConfigDocument(text: string, source: string): unknown {
   // merge: true lets a file share sftp settings between streams with `<<: *defaults`.
-  const doc = parseDocument(text.replace(/^\uFEFF/, ""), { merge: true, prettyErrors: false });
+  const lines = new LineCounter();
+  const doc = parseDocument(text.replace(/^\uFEFF/, ""), { merge: true, prettyErrors: false, lineCounter: lines });
   if (doc.errors.length) {
     const issues: ConfigIssue[] = doc.errors.map((e) => {
-      const at = e.linePos?.[0];
-      const where = at ? `line ${at.line}, column ${at.col}: ` : "";
-      return { path: "", message: `${where}${e.message.split("\n")[0]} (${e.code})` };
+      const at = lines.linePos(e.pos[0]);
+      return { path: "", message: `YAML syntax error at line ${at.line}, column ${at.col}: ${e.message.split("\n")[0]}` };
     });
     throw new ConfigError(source, issues);
   }

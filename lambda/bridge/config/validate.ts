@@ -27,11 +27,13 @@ export interface ValidateOptions {
 
 type Path = readonly PropertyKey[];
 
-/** `streams.psp.sftp.hostKeys[0]`: dotted, with array indices in brackets. */
+/** `streams.psp.sftp.hostKeys[0]`: dotted, array indices in brackets, odd keys quoted (`streams["a.b"]`). */
 export function formatPath(path: Path): string {
   return path.reduce<string>((acc, seg) => {
     if (typeof seg === "number") return `${acc}[${seg}]`;
-    return acc ? `${acc}.${String(seg)}` : String(seg);
+    const name = String(seg);
+    if (!/^[A-Za-z0-9_-]+$/.test(name)) return `${acc}[${JSON.stringify(name)}]`;
+    return acc ? `${acc}.${name}` : name;
   }, "");
 }
 
@@ -138,16 +140,20 @@ function allowedFields(path: Path): string[] | undefined {
   return undefined;
 }
 
+/** Edit distance counting a swap of neighbours as one edit (`prot` -> `port`), the commonest typo in field names. */
 function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
   for (let i = 1; i <= a.length; i++) {
-    const row = [i];
     for (let j = 1; j <= b.length; j++) {
-      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let best = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = best;
     }
-    prev = row;
   }
-  return prev[b.length]!;
+  return d[a.length]![b.length]!;
 }
 
 function unknownFieldMessage(field: string, allowed: string[] | undefined): string {
@@ -288,16 +294,32 @@ function streamRuleIssues(checked: Checked, options: ValidateOptions, out: Confi
 
 // ---- salvage and output ---------------------------------------------------------------------------------------------
 
+/** A copy of `value` without the fields zod reported as unknown (already reported), so the rest can still be checked. */
+function withoutUnknownFields(value: unknown, base: Path, issues: z.core.$ZodIssue[]): unknown {
+  if (!isRecord(value)) return value;
+  const copy = structuredClone(value);
+  for (const iss of issues) {
+    if (iss.code !== "unrecognized_keys" || !isUnder(iss.path, base)) continue;
+    let target: unknown = copy;
+    for (const seg of iss.path.slice(base.length)) target = isRecord(target) ? target[String(seg)] : undefined;
+    if (isRecord(target)) for (const k of iss.keys) delete target[k];
+  }
+  return copy;
+}
+
 /** Each stream (and receipts) parsed on its own, so cross-field rules run even when some other part is broken. */
-function salvage(doc: unknown, base: Path, out: ConfigIssue[], secretPaths: PropertyKey[][]): Checked {
+function salvage(doc: unknown, zodIssues: z.core.$ZodIssue[], out: ConfigIssue[], secretPaths: PropertyKey[][]): Checked {
   const raw = isRecord(doc) ? doc : {};
-  const receipts = configSchema.shape.receipts.safeParse(raw.receipts, { error: errorMap });
+  const receipts = configSchema.shape.receipts.safeParse(withoutUnknownFields(raw.receipts, ["receipts"], zodIssues), {
+    error: errorMap,
+  });
   const streams: Record<string, StreamConfig> = {};
   for (const [name, value] of Object.entries(isRecord(raw.streams) ? raw.streams : {})) {
-    const parsed = streamSchema.safeParse(value, { error: errorMap });
+    const base = ["streams", name];
+    const parsed = streamSchema.safeParse(withoutUnknownFields(value, base, zodIssues), { error: errorMap });
     if (parsed.success) streams[name] = parsed.data;
     // zod skips the value of a record entry whose key is invalid; report its problems too.
-    else if (!STREAM_NAME.test(name)) out.push(...schemaIssues(parsed.error.issues, [...base, name], secretPaths));
+    else if (!STREAM_NAME.test(name)) out.push(...schemaIssues(parsed.error.issues, base, secretPaths));
   }
   return { receipts: receipts.success ? receipts.data : undefined, streams };
 }
@@ -340,7 +362,7 @@ export function validateConfig(doc: unknown, source: string, options: ValidateOp
     checked = parsed.data;
   } else {
     issues.push(...schemaIssues(parsed.error.issues, [], secretPaths));
-    checked = salvage(doc, ["streams"], issues, secretPaths);
+    checked = salvage(doc, parsed.error.issues, issues, secretPaths);
   }
   if (parsed.success && Object.keys(parsed.data.streams).length === 0) {
     issues.push({ path: "streams", message: "define at least one stream" });

@@ -1,0 +1,159 @@
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { appendFile, mkdir, readdir, utimes, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { startBridgeEnv, type BridgeEnv } from "../support/bridge-env";
+
+const sha = (b: Buffer | string) => createHash("sha256").update(b).digest("hex");
+
+describe("pull SFTP -> S3 on the embedded SFTP server and s3rver", () => {
+  let env: BridgeEnv;
+  beforeAll(async () => {
+    env = await startBridgeEnv();
+  });
+  afterAll(async () => {
+    await env?.close();
+  });
+
+  async function drop(remote: string, body: string | Buffer, ageSeconds = 120): Promise<void> {
+    const file = env.local(remote);
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, body);
+    const t = new Date(Date.now() - ageSeconds * 1000);
+    await utimes(file, t, t);
+  }
+
+  it("pulls files into S3, verifies them, and moves the originals to .done", async () => {
+    await drop("/OUT/r1.csv", "a,b\n1,2\n");
+    await drop("/OUT/r2 é+.csv", "");
+    const report = await env.bridge().pull(["psp"]);
+    expect(report.ok).toBe(true);
+    expect(report.streams[0]?.files).toBe(2);
+    expect((await env.get("psp/inbound/r1.csv"))?.toString()).toBe("a,b\n1,2\n");
+    expect((await env.get("psp/inbound/r2 é+.csv"))?.length).toBe(0);
+    expect(existsSync(env.local("/OUT/r1.csv"))).toBe(false);
+    expect(existsSync(env.local("/OUT/.done/r1.csv"))).toBe(true);
+    expect(report.streams[0]?.moved[0]?.sha256).toBe(sha("a,b\n1,2\n"));
+    expect(env.logs.some((l) => l.message === "[psp]: Moved 2 files from SFTP to S3")).toBe(true);
+    // A second run finds nothing: nothing is fetched twice.
+    const again = await env.bridge().pull(["psp"]);
+    expect(again.streams[0]?.files).toBe(0);
+  });
+
+  it("keeps the directory structure when recursive, and never descends into the done dir", async () => {
+    await drop("/OUT/2026/11/nested.xml", "<n/>");
+    const config = env.config((doc) => {
+      doc.streams.psp!.pull!.recursive = true;
+    });
+    const report = await env.bridge(config).pull(["psp"]);
+    expect(report.streams[0]?.moved.map((m) => m.destination)).toEqual([`s3://${env.bucket}/psp/inbound/2026/11/nested.xml`]);
+    expect(existsSync(env.local("/OUT/.done/2026/11/nested.xml"))).toBe(true);
+  });
+
+  it("skips temp files, non-matching names and files younger than minAgeSeconds", async () => {
+    await drop("/OUT/upload.csv.part", "partial");
+    await drop("/OUT/.hidden.csv", "hidden");
+    await drop("/OUT/readme.txt", "not csv");
+    await drop("/OUT/fresh.csv", "just written", 0);
+    const config = env.config((doc) => {
+      doc.streams.psp!.pull!.patterns = ["*.csv"];
+      doc.streams.psp!.pull!.minAgeSeconds = 30;
+    });
+    const report = await env.bridge(config).pull(["psp"]);
+    const reasons = Object.fromEntries(report.streams[0]!.skipped.map((s) => [path.basename(s.source), s.reason]));
+    expect(reasons).toEqual({ "upload.csv.part": "ignored", ".hidden.csv": "ignored", "readme.txt": "pattern", "fresh.csv": "too-young" });
+    expect(report.streams[0]?.files).toBe(0);
+    for (const f of ["upload.csv.part", ".hidden.csv", "readme.txt", "fresh.csv"]) expect(existsSync(env.local(`/OUT/${f}`))).toBe(true);
+  });
+
+  it("leaves a file that is still growing for the next run", async () => {
+    await drop("/OUT/growing.csv", "start\n");
+    const timer = setInterval(() => void appendFile(env.local("/OUT/growing.csv"), "more\n"), 50);
+    try {
+      const config = env.config((doc) => {
+        doc.streams.psp!.pull!.patterns = ["growing.csv"];
+        doc.streams.psp!.pull!.stableCheckMs = 400;
+      });
+      const report = await env.bridge(config).pull(["psp"]);
+      const growing = report.streams[0]?.skipped.find((s) => s.source === "/OUT/growing.csv");
+      expect(growing?.reason).toBe("growing");
+      expect(report.streams[0]?.files).toBe(0);
+      expect(await env.get("psp/inbound/growing.csv")).toBeUndefined();
+    } finally {
+      clearInterval(timer);
+    }
+    expect(existsSync(env.local("/OUT/growing.csv"))).toBe(true);
+  });
+
+  it("archives a second file of the same name under a collision-safe name", async () => {
+    await drop("/OUT/daily.csv", "day 1");
+    await env.bridge().pull(["psp"]);
+    await drop("/OUT/daily.csv", "day 2");
+    const report = await env.bridge().pull(["psp"]);
+    expect(report.ok).toBe(true);
+    const done = (await readdir(env.local("/OUT/.done"))).filter((n) => n.startsWith("daily"));
+    expect(done).toHaveLength(2);
+    expect(done).toContain("daily.csv");
+    expect(done.find((n) => n !== "daily.csv")).toMatch(/^daily\.\d{8}T\d{6}Z(-\d+)?\.csv$/);
+    expect((await env.get("psp/inbound/daily.csv"))?.toString()).toBe("day 2");
+  });
+
+  it("leaves the source in place when the S3 side fails before the move", async () => {
+    await drop("/OUT/keepme.csv", "precious");
+    const config = env.config((doc) => {
+      doc.streams.psp!.s3.bucket = "no-such-bucket";
+      doc.streams.psp!.pull!.patterns = ["keepme.csv"];
+    });
+    const report = await env.bridge(config).pull(["psp"]);
+    expect(report.ok).toBe(false);
+    expect(report.streams[0]?.failed[0]?.message).toMatch(/s3 PutObject s3:\/\/no-such-bucket\/psp\/inbound\/keepme.csv/);
+    expect(existsSync(env.local("/OUT/keepme.csv"))).toBe(true);
+    expect(existsSync(env.local("/OUT/.done/keepme.csv"))).toBe(false);
+  });
+
+  it("leaves the source in place when the archive move is refused, and the next run completes it", async () => {
+    await drop("/OUT/refused.csv", "again");
+    env.sftp.faults.refuseRename = true;
+    env.sftp.faults.refusePosixRename = true;
+    const only = env.config((doc) => {
+      doc.streams.psp!.pull!.patterns = ["refused.csv"];
+    });
+    try {
+      const report = await env.bridge(only).pull(["psp"]);
+      expect(report.streams[0]?.failed[0]?.code).toBe("SFTP_RENAME_FAILED");
+      expect(existsSync(env.local("/OUT/refused.csv"))).toBe(true);
+    } finally {
+      env.sftp.faults.refuseRename = false;
+      env.sftp.faults.refusePosixRename = false;
+    }
+    const retry = await env.bridge(only).pull(["psp"]);
+    expect(retry.streams[0]?.files).toBe(1);
+    expect(existsSync(env.local("/OUT/.done/refused.csv"))).toBe(true);
+  });
+
+  it("starts nothing once the deadline has passed; files stay for the next run", async () => {
+    await drop("/OUT/late.csv", "late");
+    const report = await env.bridge().pull(["psp"], { deadline: Date.now() - 1 });
+    expect(report.streams[0]?.skipped).toContainEqual(expect.objectContaining({ reason: "deadline" }));
+    expect(existsSync(env.local("/OUT/late.csv"))).toBe(true);
+    await env.bridge().pull(["psp"]);
+  });
+
+  it("names an unknown stream and the ones that exist", async () => {
+    await expect(env.bridge().pull(["nope"])).rejects.toThrow(/unknown stream "nope"; the config defines: psp/);
+  });
+
+  it("pulls a 200 MiB file intact with multipart upload", async () => {
+    const big = Buffer.alloc(200 * 1024 * 1024);
+    for (let i = 0; i < big.length; i += 4096) big.writeUInt32LE(i ^ 0x5a5a5a5a, i);
+    await drop("/OUT/big.bin", big);
+    const started = Date.now();
+    const report = await env.bridge().pull(["psp"]);
+    const seconds = (Date.now() - started) / 1000;
+    expect(report.ok).toBe(true);
+    const stored = await env.get("psp/inbound/big.bin");
+    expect(stored?.length).toBe(big.length);
+    expect(sha(stored!)).toBe(sha(big));
+    console.log(`pull 200 MiB: ${(200 / seconds).toFixed(1)} MiB/s`);
+  }, 120_000);
+});
