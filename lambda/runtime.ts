@@ -18,7 +18,14 @@ export function createRuntime(env: HandlerEnv, clock: () => number = Date.now): 
   // Region and endpoints come from the standard AWS variables (AWS_REGION, AWS_ENDPOINT_URL_*), as in any SDK client.
   const s3 = new S3Client({ forcePathStyle: Boolean(process.env.AWS_ENDPOINT_URL_S3) });
   const ssm = new SSMClient({});
-  const credentials = createCredentialResolver({ secretsManager: new SecretsManagerClient({}), ssm, s3, ttlMs: env.cacheTtlMs, clock });
+  const credentials = createCredentialResolver({
+    secretsManager: new SecretsManagerClient({}),
+    ssm,
+    s3,
+    ttlMs: env.cacheTtlMs,
+    clock,
+    allowFiles: env.allowFileCredentials,
+  });
   let cached: { config: BridgeConfig; at: number } | undefined;
   return {
     s3,

@@ -149,7 +149,7 @@ async function readSsmParameter(ssm: SSMClient, name: string, source: string): P
 }
 
 function needClient<T>(client: T | undefined, what: string, source: string): T {
-  if (!client) throw new ConfigNotFoundError(source, `reading the config from ${what} needs a ${what} client, none was given`);
+  if (!client) throw new ConfigNotFoundError(source, `reading the config from ${what} needs an ${what} client, none was given`);
   return client;
 }
 

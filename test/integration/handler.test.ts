@@ -1,0 +1,161 @@
+import { existsSync } from "node:fs";
+import { mkdir, readFile, utimes, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { DeleteObjectCommand } from "@aws-sdk/client-s3";
+import type { Context, S3EventRecord, SQSEvent } from "aws-lambda";
+import { stringify } from "yaml";
+import { startBridgeEnv, type BridgeEnv } from "../support/bridge-env";
+
+/**
+ * The Lambda handler in process, configured only through its environment contract, against s3rver and the embedded
+ * SFTP server. S3 notifications come from s3rver itself (keys encoded as AWS encodes them), wrapped as SQS delivers.
+ */
+describe("Lambda handler end to end", () => {
+  let env: BridgeEnv;
+  let handler: typeof import("../../lambda/handler").handler;
+  let records: S3EventRecord[] = [];
+  let stdout: string[] = [];
+  const saved = { ...process.env };
+
+  const context = (): Context =>
+    ({
+      functionName: "bridge",
+      functionVersion: "$LATEST",
+      invokedFunctionArn: "arn:aws:lambda:us-east-1:123456789012:function:bridge",
+      memoryLimitInMB: "512",
+      awsRequestId: `req-${Math.random().toString(16).slice(2)}`,
+      getRemainingTimeInMillis: () => 120_000,
+    }) as unknown as Context;
+
+  const sqs = (bodies: { id: string; records: S3EventRecord[] }[]): SQSEvent =>
+    ({
+      Records: bodies.map(({ id, records }) => ({
+        messageId: id,
+        eventSource: "aws:sqs",
+        body: JSON.stringify({ Records: records }),
+        attributes: { ApproximateReceiveCount: "1" },
+      })),
+    }) as unknown as SQSEvent;
+
+  async function eventFor(key: string): Promise<S3EventRecord> {
+    for (let i = 0; i < 100; i++) {
+      const found = records.find((r) => r.s3.object.key === encodeKey(key) && r.eventName.startsWith("ObjectCreated"));
+      if (found) return found;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    throw new Error(`no S3 event for ${key}; saw ${records.map((r) => r.s3.object.key).join(", ")}`);
+  }
+  const encodeKey = (key: string) => encodeURIComponent(key).replace(/%20/g, "+").replace(/%2F/g, "/");
+
+  beforeAll(async () => {
+    env = await startBridgeEnv();
+    env.s3.onEvent((r) => records.push(r));
+    const configPath = path.join(env.dir, "bridge.config.yaml");
+    await writeFile(configPath, stringify(env.configDoc()));
+    Object.assign(process.env, {
+      BRIDGE_CONFIG: configPath,
+      BRIDGE_ALLOW_FILE_CREDENTIALS: "true",
+      BRIDGE_DEADLINE_MARGIN_MS: "5000",
+      AWS_ENDPOINT_URL_S3: env.s3.endpoint,
+      AWS_ACCESS_KEY_ID: "S3RVER",
+      AWS_SECRET_ACCESS_KEY: "S3RVER",
+      AWS_REGION: "us-east-1",
+      AWS_REQUEST_CHECKSUM_CALCULATION: "WHEN_REQUIRED",
+      POWERTOOLS_METRICS_NAMESPACE: "S3SftpBridge",
+      POWERTOOLS_SERVICE_NAME: "bridge-test",
+    });
+    ({ handler } = await import("../../lambda/handler"));
+  });
+
+  beforeEach(() => {
+    records = [];
+    stdout = [];
+    // Powertools writes INFO to stdout and WARN/ERROR to stderr; CloudWatch gets both, so the test reads both.
+    for (const stream of [process.stdout, process.stderr]) {
+      jest.spyOn(stream, "write").mockImplementation((chunk: string | Uint8Array) => {
+        stdout.push(chunk.toString());
+        return true;
+      });
+    }
+  });
+  afterEach(() => jest.restoreAllMocks());
+  afterAll(async () => {
+    process.env = saved;
+    await env?.close();
+  });
+
+  it("pushes objects from an SQS batch of real s3rver notifications, keys with spaces, + and unicode", async () => {
+    const keys = ["psp/outbound/plain.xml", "psp/outbound/sub dir/a+b é.xml"];
+    for (const key of keys) await env.put(key, `<${key.length}/>`);
+    const event = sqs([
+      { id: "m1", records: [await eventFor(keys[0]!)] },
+      { id: "m2", records: [await eventFor(keys[1]!)] },
+    ]);
+    const result = await handler(event, context());
+    expect(result).toEqual({ batchItemFailures: [] });
+    expect(await readFile(env.local("/IN/sub dir/a+b é.xml"), "utf8")).toBe(`<${keys[1]!.length}/>`);
+    const out = stdout.join("");
+    expect(out).toContain("[psp]: Moved 2 files from S3 to SFTP");
+    // EMF: CloudWatch reads metrics from this JSON shape in the log stream.
+    const emf = out
+      .split("\n")
+      .filter((l) => l.includes('"_aws"'))
+      .map((l) => JSON.parse(l) as { _aws: { CloudWatchMetrics: { Namespace: string; Dimensions: string[][] }[] }; FilesMoved: number; stream: string; direction: string });
+    expect(emf).toHaveLength(1);
+    expect(emf[0]).toMatchObject({ FilesMoved: 2, stream: "psp", direction: "push" });
+    expect(emf[0]?._aws.CloudWatchMetrics[0]?.Namespace).toBe("S3SftpBridge");
+    expect(emf[0]?._aws.CloudWatchMetrics[0]?.Dimensions[0]).toEqual(expect.arrayContaining(["stream", "direction"]));
+  });
+
+  it("returns exactly the failed messages of a partly failing batch", async () => {
+    await env.put("psp/outbound/ok1.xml", "1");
+    await env.put("psp/outbound/gone.xml", "2");
+    await env.put("psp/outbound/ok2.xml", "3");
+    const event = sqs([
+      { id: "ok-1", records: [await eventFor("psp/outbound/ok1.xml")] },
+      { id: "gone", records: [await eventFor("psp/outbound/gone.xml")] },
+      { id: "ok-2", records: [await eventFor("psp/outbound/ok2.xml")] },
+    ]);
+    await env.s3Client.send(new DeleteObjectCommand({ Bucket: env.bucket, Key: "psp/outbound/gone.xml" }));
+    const result = await handler(event, context());
+    expect(result).toEqual({ batchItemFailures: [{ itemIdentifier: "gone" }] });
+    expect(existsSync(env.local("/IN/ok1.xml")) && existsSync(env.local("/IN/ok2.xml"))).toBe(true);
+    expect(stdout.join("")).toMatch(/"level":"ERROR".*S3_OBJECT_NOT_FOUND/);
+  });
+
+  it("fails an unreadable message, and ignores s3:TestEvent bodies", async () => {
+    const event = {
+      Records: [
+        { messageId: "junk", eventSource: "aws:sqs", body: "{not json", attributes: {} },
+        { messageId: "test", eventSource: "aws:sqs", body: JSON.stringify({ Event: "s3:TestEvent" }), attributes: {} },
+      ],
+    };
+    expect(await handler(event, context())).toEqual({ batchItemFailures: [{ itemIdentifier: "junk" }] });
+  });
+
+  it("pulls on a scheduled event with the streams in its input", async () => {
+    const file = env.local("/OUT/scheduled.csv");
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, "x,y\n");
+    const old = new Date(Date.now() - 60_000);
+    await utimes(file, old, old);
+    const report = (await handler({ streams: ["psp"] }, context())) as import("../../lambda/bridge").RunReport;
+    expect(report.ok).toBe(true);
+    expect(report.streams[0]).toMatchObject({ stream: "psp", direction: "pull", files: 1 });
+    expect((await env.get("psp/inbound/scheduled.csv"))?.toString()).toBe("x,y\n");
+    expect(stdout.join("")).toContain("[psp]: Moved 1 files from SFTP to S3");
+  });
+
+  it("pulls gilt-style from a schedule rule named after the streams", async () => {
+    const report = (await handler(
+      { "detail-type": "Scheduled Event", source: "aws.events", resources: ["arn:aws:events:us-east-1:1:rule/bridge-prod.psp"] },
+      context(),
+    )) as import("../../lambda/bridge").RunReport;
+    expect(report.streams.map((s) => s.stream)).toEqual(["psp"]);
+  });
+
+  it("rejects an unknown stream and an unknown event with messages that say what is wrong", async () => {
+    await expect(handler({ action: "pull", streams: ["ghost"] }, context())).rejects.toThrow(/unknown stream "ghost"/);
+    await expect(handler({ what: "ever" }, context())).rejects.toThrow(/unrecognised event/);
+  });
+});
