@@ -81,9 +81,14 @@ function context(r: RefInfo, stream: string): ErrorContext {
 /** Keeps credentials out of JSON logs and console output even if someone passes them to a logger by mistake. */
 function redacted(creds: ResolvedCredentials): ResolvedCredentials {
   const shape = () =>
-    Object.fromEntries(FIELDS.filter((f) => creds[f] !== undefined).map((f) => [f, f === "username" ? creds[f] : "***"]));
+    Object.fromEntries(
+      FIELDS.filter((f) => creds[f] !== undefined).map((f) => [f, f === "username" ? creds[f] : "***"]),
+    );
   Object.defineProperty(creds, "toJSON", { value: shape, enumerable: false });
-  Object.defineProperty(creds, inspect.custom, { value: () => `ResolvedCredentials ${inspect(shape())}`, enumerable: false });
+  Object.defineProperty(creds, inspect.custom, {
+    value: () => `ResolvedCredentials ${inspect(shape())}`,
+    enumerable: false,
+  });
   return creds;
 }
 
@@ -92,8 +97,7 @@ function redacted(creds: ResolvedCredentials): ResolvedCredentials {
  * JSON SyntaxError is not kept as `cause` because its message quotes the input.
  */
 export function parseCredentialContent(raw: string, where: string, ctx: ErrorContext = {}): ResolvedCredentials {
-  const invalid = (why: string) =>
-    new CredentialsError("CREDENTIALS_INVALID", `${where}: ${why}`, { context: ctx });
+  const invalid = (why: string) => new CredentialsError("CREDENTIALS_INVALID", `${where}: ${why}`, { context: ctx });
   const text = raw.replace(/^\uFEFF/, "");
   const trimmed = text.trim();
   if (trimmed === "") throw invalid("the value is empty; store a password, a private key or a JSON object");
@@ -103,9 +107,12 @@ export function parseCredentialContent(raw: string, where: string, ctx: ErrorCon
     try {
       doc = JSON.parse(trimmed);
     } catch {
-      throw invalid("the value looks like JSON but does not parse; fix the JSON (fields: username, password, privateKey, passphrase)");
+      throw invalid(
+        "the value looks like JSON but does not parse; fix the JSON (fields: username, password, privateKey, passphrase)",
+      );
     }
-    if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw invalid("the JSON value must be an object");
+    if (typeof doc !== "object" || doc === null || Array.isArray(doc))
+      throw invalid("the JSON value must be an object");
     const obj = doc as Record<string, unknown>;
     const creds: ResolvedCredentials = {};
     for (const field of FIELDS) {
@@ -127,8 +134,10 @@ export function parseCredentialContent(raw: string, where: string, ctx: ErrorCon
   return { password: text.replace(/[\r\n]+$/, "") };
 }
 
+/** The SDK's exception name (`ResourceNotFoundException`) or Node's errno code (`ENOENT`). */
 function errorName(err: unknown): string {
-  return (err as { name?: string } | undefined)?.name ?? "Error";
+  const e = err as { name?: string; code?: unknown } | undefined;
+  return typeof e?.code === "string" ? e.code : (e?.name ?? "Error");
 }
 
 function httpStatus(err: unknown): number | undefined {
@@ -150,9 +159,21 @@ class Fetcher {
   failed(r: RefInfo, stream: string, err: unknown): CredentialsError {
     const name = errorName(err);
     const status = httpStatus(err);
-    const missing = ["ResourceNotFoundException", "ParameterNotFound", "NoSuchKey", "NoSuchBucket", "NotFound", "ENOENT"];
-    if (missing.includes(name) || missing.includes((err as NodeJS.ErrnoException).code ?? "") || status === 404) {
-      const create = { secretsManager: "create the secret", ssmParameter: "create the parameter", s3Object: "upload the object", file: "create the file" }[r.kind];
+    const missing = [
+      "ResourceNotFoundException",
+      "ParameterNotFound",
+      "NoSuchKey",
+      "NoSuchBucket",
+      "NotFound",
+      "ENOENT",
+    ];
+    if (missing.includes(name) || status === 404) {
+      const create = {
+        secretsManager: "create the secret",
+        ssmParameter: "create the parameter",
+        s3Object: "upload the object",
+        file: "create the file",
+      }[r.kind];
       return this.notFound(r, stream, `not found (${name})`, `${create} in this account and region`, err);
     }
     if (name === "AccessDeniedException" || name === "AccessDenied" || status === 403 || name === "EACCES") {
@@ -162,27 +183,39 @@ class Fetcher {
         s3Object: "s3:GetObject",
         file: "read permission",
       }[r.kind];
-      return this.notFound(r, stream, `could not be read: access denied (${name})`, `grant ${action} (and kms:Decrypt for its KMS key)`, err);
+      return this.notFound(
+        r,
+        stream,
+        `could not be read: access denied (${name})`,
+        `grant ${action} (and kms:Decrypt for its KMS key)`,
+        err,
+      );
     }
     return this.notFound(r, stream, `could not be read (${name}: ${(err as Error).message})`, "try again later", err);
   }
 
   async fetch(r: RefInfo, stream: string): Promise<string> {
     const client = <T>(c: T | undefined, what: string): T => {
-      if (!c) throw this.notFound(r, stream, `cannot be read: no ${what} client was given to the resolver`, "configure one");
+      if (!c)
+        throw this.notFound(r, stream, `cannot be read: no ${what} client was given to the resolver`, "configure one");
       return c;
     };
     try {
       switch (r.kind) {
         case "secretsManager": {
-          const res = await client(this.deps.secretsManager, "Secrets Manager").send(new GetSecretValueCommand({ SecretId: r.id }));
+          const res = await client(this.deps.secretsManager, "Secrets Manager").send(
+            new GetSecretValueCommand({ SecretId: r.id }),
+          );
           if (res.SecretString !== undefined) return res.SecretString;
           if (res.SecretBinary) return Buffer.from(res.SecretBinary).toString("utf8");
           throw this.notFound(r, stream, "has no value", "put a value in the secret");
         }
         case "ssmParameter": {
-          const res = await client(this.deps.ssm, "SSM").send(new GetParameterCommand({ Name: r.id, WithDecryption: true }));
-          if (res.Parameter?.Value === undefined) throw this.notFound(r, stream, "has no value", "put a value in the parameter");
+          const res = await client(this.deps.ssm, "SSM").send(
+            new GetParameterCommand({ Name: r.id, WithDecryption: true }),
+          );
+          if (res.Parameter?.Value === undefined)
+            throw this.notFound(r, stream, "has no value", "put a value in the parameter");
           return res.Parameter.Value;
         }
         case "s3Object": {

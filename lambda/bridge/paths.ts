@@ -31,7 +31,12 @@ function charProblem(value: string): string | undefined {
 function assertSafeRelative(relative: string, shownAs: string): void {
   if (relative === "") throw new InvalidKeyError(shownAs, "the path below the root is empty");
   if (relative.startsWith("/")) throw new InvalidKeyError(shownAs, "the path below the root starts with /");
-  const bad = charProblem(relative) ?? relative.split("/").map(segmentProblem).find((p) => p !== undefined);
+  const bad =
+    charProblem(relative) ??
+    relative
+      .split("/")
+      .map(segmentProblem)
+      .find((p) => p !== undefined);
   if (bad) throw new InvalidKeyError(shownAs, bad);
 }
 
@@ -169,7 +174,10 @@ export function matchesPatterns(relativePath: string, patterns: string[]): boole
 
 /** `20261123T190405Z`: UTC, second resolution (SFTP times have 1 s resolution anyway), sorts by time, safe in names. */
 export function archiveStamp(at: Date): string {
-  return at.toISOString().replace(/\.\d{3}Z$/, "Z").replace(/[-:]/g, "");
+  return at
+    .toISOString()
+    .replace(/\.\d{3}Z$/, "Z")
+    .replace(/[-:]/g, "");
 }
 
 const MAX_DONE_ATTEMPTS = 1000;

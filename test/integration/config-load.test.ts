@@ -63,7 +63,19 @@ describe("from a local file", () => {
 
   it("loads JSON, with a BOM, through file:", async () => {
     const file = path.join(dir, "bridge.json");
-    await writeFile(file, "\uFEFF" + JSON.stringify({ streams: { psp: { s3: { bucket: "acme-sftp" }, sftp: { host: "h", credentials: { ssmParameter: "/p" }, hostKeys: [KEY] }, pull: { from: "/OUT" } } } }));
+    await writeFile(
+      file,
+      "\uFEFF" +
+        JSON.stringify({
+          streams: {
+            psp: {
+              s3: { bucket: "acme-sftp" },
+              sftp: { host: "h", credentials: { ssmParameter: "/p" }, hostKeys: [KEY] },
+              pull: { from: "/OUT" },
+            },
+          },
+        }),
+    );
     const config = await loadConfig(`file:${file}`);
     expect(config.streams.psp!.pull!.from).toBe("/OUT");
   });
@@ -143,7 +155,12 @@ describe("from SSM", () => {
 
   it("reports an unreachable endpoint as retryable, not as missing", async () => {
     const { SSMClient: Client } = await import("@aws-sdk/client-ssm");
-    const dead = new Client({ endpoint: "http://127.0.0.1:9", region: "us-east-1", maxAttempts: 1, credentials: { accessKeyId: "a", secretAccessKey: "b" } });
+    const dead = new Client({
+      endpoint: "http://127.0.0.1:9",
+      region: "us-east-1",
+      maxAttempts: 1,
+      credentials: { accessKeyId: "a", secretAccessKey: "b" },
+    });
     try {
       const err = await rejection(loadConfig("/bridge/config", { ssm: dead }));
       expect(err).not.toBeInstanceOf(ConfigNotFoundError);

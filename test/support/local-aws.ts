@@ -53,7 +53,10 @@ class AwsFault extends Error {
 function requireString(body: Record<string, unknown>, field: string): string {
   const v = body[field];
   if (typeof v !== "string" || v === "") {
-    throw new AwsFault("ValidationException", `1 validation error detected: Value null at '${field}' failed to satisfy constraint: Member must not be null`);
+    throw new AwsFault(
+      "ValidationException",
+      `1 validation error detected: Value null at '${field}' failed to satisfy constraint: Member must not be null`,
+    );
   }
   return v;
 }
@@ -63,7 +66,8 @@ function getSecretValue(store: LocalAws["secrets"], body: Record<string, unknown
   const arnPrefix = `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:`;
   const name = id.startsWith(arnPrefix) ? id.slice(arnPrefix.length).replace(/-[A-Za-z0-9]{6}$/, "") : id;
   const value = store.get(name);
-  if (value === undefined) throw new AwsFault("ResourceNotFoundException", "Secrets Manager can't find the specified secret.");
+  if (value === undefined)
+    throw new AwsFault("ResourceNotFoundException", "Secrets Manager can't find the specified secret.");
   const common = {
     ARN: `${arnPrefix}${name}-AbCdEf`,
     Name: name,

@@ -38,7 +38,8 @@ function issuesOf(doc: unknown, options = {}): ConfigIssue[] {
 function issueAt(doc: unknown, at: string, options = {}): string {
   const all = issuesOf(doc, options);
   const found = all.filter((i) => i.path === at);
-  if (found.length === 0) throw new Error(`no issue at ${at}; got:\n${all.map((i) => `${i.path}: ${i.message}`).join("\n")}`);
+  if (found.length === 0)
+    throw new Error(`no issue at ${at}; got:\n${all.map((i) => `${i.path}: ${i.message}`).join("\n")}`);
   return found.map((i) => i.message).join("\n");
 }
 
@@ -68,7 +69,9 @@ describe("validateConfig: the schema", () => {
     const doc = { streams: { psp: s }, recipts: {} };
     expect(issueAt(doc, "streams.psp.sftp.prot")).toMatch(/^unknown field "prot" \(did you mean "port"\?/);
     expect(issueAt(doc, "streams.psp.pull.donedir")).toMatch(/did you mean "doneDir"\?/);
-    expect(issueAt(doc, "recipts")).toMatch(/unknown field "recipts" \(did you mean "receipts"\? allowed here: version, receipts, streams\)/);
+    expect(issueAt(doc, "recipts")).toMatch(
+      /unknown field "recipts" \(did you mean "receipts"\? allowed here: version, receipts, streams\)/,
+    );
   });
 
   it("reports type and range problems readably", () => {
@@ -171,7 +174,9 @@ describe("validateConfig: cross-field rules", () => {
   });
 
   it("refuses a receipts prefix that overlaps a push source, in the stream's bucket or receipts.bucket", () => {
-    const inStreamBucket = { streams: { psp: stream({ pull: undefined, s3: { bucket: "acme-sftp", prefix: "" }, push: { to: "/IN" } }) } };
+    const inStreamBucket = {
+      streams: { psp: stream({ pull: undefined, s3: { bucket: "acme-sftp", prefix: "" }, push: { to: "/IN" } }) },
+    };
     expect(issueAt(inStreamBucket, "receipts.prefix")).toMatch(
       /receipts prefix "_bridge\/receipts\/" \(bucket acme-sftp\) overlaps stream "psp"'s push source "" .*pushed to the partner/,
     );
@@ -195,7 +200,9 @@ describe("validateConfig: cross-field rules", () => {
   });
 
   it("keeps pull.doneDir inside pull.from", () => {
-    const at = (doneDir: string, from = "/OUT") => ({ streams: { psp: stream({ pull: { from, to: "in/", doneDir } }) } });
+    const at = (doneDir: string, from = "/OUT") => ({
+      streams: { psp: stream({ pull: { from, to: "in/", doneDir } }) },
+    });
     expect(issueAt(at("../archive"), "streams.psp.pull.doneDir")).toMatch(/"\.\." path segment/);
     expect(issueAt(at("/ARCHIVE"), "streams.psp.pull.doneDir")).toMatch(/inside pull.from \("\/OUT"\)/);
     expect(issueAt(at("/OUT"), "streams.psp.pull.doneDir")).toMatch(/inside pull.from/);
@@ -231,7 +238,9 @@ describe("validateConfig: cross-field rules", () => {
   });
 
   it("allows credentials.file only when the caller does", () => {
-    const doc = { streams: { psp: stream({ sftp: { host: "h", credentials: { file: "keys/psp" }, hostKeys: [KEY] } }) } };
+    const doc = {
+      streams: { psp: stream({ sftp: { host: "h", credentials: { file: "keys/psp" }, hostKeys: [KEY] } }) },
+    };
     expect(issueAt(doc, "streams.psp.sftp.credentials.file")).toMatch(/only allowed for the CLI and the local stack/);
     expect(issueAt(doc, "streams.psp.sftp.credentials.file", { allowFileCredentials: false })).toMatch(/only allowed/);
     expect(() => validateConfig(doc, "t", { allowFileCredentials: true })).not.toThrow();
@@ -303,7 +312,9 @@ describe("parseConfigText / parseConfigDocument", () => {
   });
 
   it("refuses duplicate keys rather than silently keeping one", () => {
-    expect(() => parseConfigDocument("streams: {}\nstreams: {}\n", "dup.yaml")).toThrow(/line 2, column 1: Map keys must be unique/);
+    expect(() => parseConfigDocument("streams: {}\nstreams: {}\n", "dup.yaml")).toThrow(
+      /line 2, column 1: Map keys must be unique/,
+    );
   });
 
   it("supports YAML merge keys to share settings between streams", () => {

@@ -124,7 +124,9 @@ describe("remotePath / remoteRelative", () => {
   );
 
   it("refuses listing results outside the root", () => {
-    expect(thrown(() => remoteRelative("/OUT", "/OUTBOX/a.xml")).message).toMatch(/not under the remote directory "\/OUT"/);
+    expect(thrown(() => remoteRelative("/OUT", "/OUTBOX/a.xml")).message).toMatch(
+      /not under the remote directory "\/OUT"/,
+    );
     thrown(() => remoteRelative("/OUT", "/OUT/../etc/passwd"));
     thrown(() => remoteRelative("/OUT", "/OUT/"));
     expect(remoteRelative(".", "./a.xml")).toBe("a.xml");

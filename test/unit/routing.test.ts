@@ -47,7 +47,10 @@ describe("prefixes", () => {
   });
 
   it("puts receipts in receipts.bucket or the stream's bucket", () => {
-    expect(receiptsLocation(config, config.streams.other!)).toEqual({ bucket: "elsewhere", prefix: "_bridge/receipts/" });
+    expect(receiptsLocation(config, config.streams.other!)).toEqual({
+      bucket: "elsewhere",
+      prefix: "_bridge/receipts/",
+    });
     const central = { ...config, receipts: { ...config.receipts, bucket: "audit" } };
     expect(receiptsLocation(central, config.streams.other!)).toEqual({ bucket: "audit", prefix: "_bridge/receipts/" });
   });
@@ -107,7 +110,10 @@ describe("routeObject", () => {
       receipts: { ...config.receipts, enabled: false },
       streams: { all: { ...config.streams.bank!, s3: { bucket: "payments", prefix: "" } } },
     };
-    expect(routeObject(wide, "payments", "_bridge/receipts/a.json")).toEqual({ stream: "all", relative: "_bridge/receipts/a.json" });
+    expect(routeObject(wide, "payments", "_bridge/receipts/a.json")).toEqual({
+      stream: "all",
+      relative: "_bridge/receipts/a.json",
+    });
   });
 });
 
@@ -118,7 +124,9 @@ describe("requireStream", () => {
 
   it("lists the known streams when the name is unknown", () => {
     expect(() => requireStream(config, "nope")).toThrow(UnknownStreamError);
-    expect(() => requireStream(config, "nope")).toThrow('unknown stream "nope"; the config defines: bank, other, psp, pullonly');
+    expect(() => requireStream(config, "nope")).toThrow(
+      'unknown stream "nope"; the config defines: bank, other, psp, pullonly',
+    );
     expect(() => requireStream(config, "toString")).toThrow(UnknownStreamError);
   });
 });

@@ -494,7 +494,7 @@ function describeAwsError(err: unknown): string {
   if (e?.name === "InsufficientCapabilitiesException") {
     return `${message} (add the named capability to the capabilities input)`;
   }
-  return e?.name && !message.startsWith(e.name) ? `${e.name}: ${message}` : message;
+  return e?.name && e.name !== "Error" && !message.startsWith(e.name) ? `${e.name}: ${message}` : message;
 }
 
 /**

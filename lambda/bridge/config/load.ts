@@ -13,9 +13,7 @@ import { validateConfig, type ValidateOptions } from "./validate";
  */
 
 export type ConfigLocation =
-  | { kind: "file"; path: string }
-  | { kind: "s3"; bucket: string; key: string }
-  | { kind: "ssm"; name: string };
+  { kind: "file"; path: string } | { kind: "s3"; bucket: string; key: string } | { kind: "ssm"; name: string };
 
 const CONFIG_FILE = /\.(ya?ml|json)$/i;
 
@@ -45,7 +43,10 @@ export function parseConfigDocument(text: string, source: string): unknown {
   if (doc.errors.length) {
     const issues: ConfigIssue[] = doc.errors.map((e) => {
       const at = lines.linePos(e.pos[0]);
-      return { path: "", message: `YAML syntax error at line ${at.line}, column ${at.col}: ${e.message.split("\n")[0]}` };
+      return {
+        path: "",
+        message: `YAML syntax error at line ${at.line}, column ${at.col}: ${e.message.split("\n")[0]}`,
+      };
     });
     throw new ConfigError(source, issues);
   }
@@ -92,7 +93,8 @@ async function readLocalFile(path: string, source: string): Promise<string> {
         err,
       );
     }
-    if (code === "EISDIR") throw new ConfigNotFoundError(source, `${absolute} is a directory; pass the config file itself`, err);
+    if (code === "EISDIR")
+      throw new ConfigNotFoundError(source, `${absolute} is a directory; pass the config file itself`, err);
     if (code === "EACCES") throw new ConfigNotFoundError(source, `permission denied reading ${absolute}`, err);
     throw unavailable(source, err);
   }
@@ -108,7 +110,11 @@ async function readS3Object(s3: S3Client, bucket: string, key: string, source: s
     const name = errorName(err);
     if (name === "NoSuchKey" || name === "NotFound" || httpStatus(err) === 404) {
       const what = name === "NoSuchBucket" ? `bucket ${bucket} does not exist` : `no object ${key} in bucket ${bucket}`;
-      throw new ConfigNotFoundError(source, `${what}; upload the config there or point the bridge at its real location`, err);
+      throw new ConfigNotFoundError(
+        source,
+        `${what}; upload the config there or point the bridge at its real location`,
+        err,
+      );
     }
     if (name === "AccessDenied" || httpStatus(err) === 403) {
       throw new ConfigNotFoundError(
@@ -149,7 +155,8 @@ async function readSsmParameter(ssm: SSMClient, name: string, source: string): P
 }
 
 function needClient<T>(client: T | undefined, what: string, source: string): T {
-  if (!client) throw new ConfigNotFoundError(source, `reading the config from ${what} needs an ${what} client, none was given`);
+  if (!client)
+    throw new ConfigNotFoundError(source, `reading the config from ${what} needs an ${what} client, none was given`);
   return client;
 }
 

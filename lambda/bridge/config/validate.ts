@@ -1,12 +1,6 @@
 import type { z } from "zod";
 import { ConfigError, type ConfigIssue } from "../errors";
-import {
-  isRemoteDescendant,
-  normalizePrefix,
-  normalizeRemoteRoot,
-  prefixProblem,
-  remotePathProblem,
-} from "../paths";
+import { isRemoteDescendant, normalizePrefix, normalizeRemoteRoot, prefixProblem, remotePathProblem } from "../paths";
 import { claimsOverlap, prefixClaims, type PrefixClaim } from "../routing";
 import { type BridgeConfig, configSchema, STREAM_NAME, type StreamConfig, streamSchema } from "./schema";
 
@@ -91,7 +85,8 @@ const errorMap: z.core.$ZodErrorMap = (iss) => {
       if (iss.input === undefined) return "required";
       return `expected ${iss.expected === "object" ? "a mapping" : iss.expected}, got ${describeValue(iss.input)}`;
     case "too_small":
-      if (iss.origin === "string") return iss.minimum === 1 ? "must not be empty" : `must be at least ${iss.minimum} characters`;
+      if (iss.origin === "string")
+        return iss.minimum === 1 ? "must not be empty" : `must be at least ${iss.minimum} characters`;
       if (iss.origin === "array") return `needs at least ${iss.minimum} item(s)`;
       return `must be ${iss.inclusive ? "at least" : "more than"} ${iss.minimum}`;
     case "too_big":
@@ -149,7 +144,8 @@ function editDistance(a: string, b: string): number {
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
       let best = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, d[i - 2]![j - 2]! + 1);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        best = Math.min(best, d[i - 2]![j - 2]! + 1);
       d[i]![j] = best;
     }
   }
@@ -308,7 +304,12 @@ function withoutUnknownFields(value: unknown, base: Path, issues: z.core.$ZodIss
 }
 
 /** Each stream (and receipts) parsed on its own, so cross-field rules run even when some other part is broken. */
-function salvage(doc: unknown, zodIssues: z.core.$ZodIssue[], out: ConfigIssue[], secretPaths: PropertyKey[][]): Checked {
+function salvage(
+  doc: unknown,
+  zodIssues: z.core.$ZodIssue[],
+  out: ConfigIssue[],
+  secretPaths: PropertyKey[][],
+): Checked {
   const raw = isRecord(doc) ? doc : {};
   const receipts = configSchema.shape.receipts.safeParse(withoutUnknownFields(raw.receipts, ["receipts"], zodIssues), {
     error: errorMap,
