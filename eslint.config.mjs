@@ -27,11 +27,17 @@ export default tseslint.config(
             { group: ["aws-lambda", "@types/aws-lambda"], message: "The engine must not know about Lambda." },
             { group: ["@actions/*"], message: "The engine must not know about GitHub Actions." },
             { group: ["@aws-lambda-powertools/*"], message: "Inject a Logger/MetricsSink instead." },
-            { group: ["../handler", "../env", "../../scripts/*", "../../actions/*"], message: "Data flows engine <- adapters." },
+            {
+              group: ["../handler", "../env", "../../scripts/*", "../../actions/*"],
+              message: "Data flows engine <- adapters.",
+            },
           ],
         },
       ],
-      "no-restricted-properties": ["error", { object: "process", property: "env", message: "The engine receives config; adapters read the environment." }],
+      "no-restricted-properties": [
+        "error",
+        { object: "process", property: "env", message: "The engine receives config; adapters read the environment." },
+      ],
     },
   },
 );

@@ -37,14 +37,17 @@ function intFrom(env: NodeJS.ProcessEnv, name: string, fallback: number): number
   const raw = env[name];
   if (raw === undefined || raw === "") return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`environment variable ${name}=${JSON.stringify(raw)} must be a whole number`);
+  if (!Number.isInteger(n) || n < 0)
+    throw new Error(`environment variable ${name}=${JSON.stringify(raw)} must be a whole number`);
   return n;
 }
 
 export function readEnv(env: NodeJS.ProcessEnv = process.env): HandlerEnv {
   const configLocation = env[ENV.config];
   if (!configLocation) {
-    throw new Error(`environment variable ${ENV.config} is not set: point it at the stream config (path, s3://bucket/key or SSM parameter name)`);
+    throw new Error(
+      `environment variable ${ENV.config} is not set: point it at the stream config (path, s3://bucket/key or SSM parameter name)`,
+    );
   }
   return {
     configLocation,

@@ -51,7 +51,10 @@ function s3Items(records: S3EventRecord[], ref?: string, attempt?: number): Push
     }));
 }
 
-type ObjectCreated = EventBridgeEvent<"Object Created", { bucket: { name: string }; object: { key: string; etag?: string; "version-id"?: string } }>;
+type ObjectCreated = EventBridgeEvent<
+  "Object Created",
+  { bucket: { name: string }; object: { key: string; etag?: string; "version-id"?: string } }
+>;
 
 function isObjectCreated(e: Json): e is Json & ObjectCreated {
   return e["detail-type"] === "Object Created" && e.source === "aws.s3" && isObject(e.detail);
@@ -79,15 +82,23 @@ function sqsBody(record: SQSRecord): SqsWork {
   const attempt = Number(record.attributes?.ApproximateReceiveCount) || undefined;
   try {
     let body = JSON.parse(record.body) as unknown;
-    if (isObject(body) && body.Type === "Notification" && typeof body.Message === "string") body = JSON.parse(body.Message);
+    if (isObject(body) && body.Type === "Notification" && typeof body.Message === "string")
+      body = JSON.parse(body.Message);
     if (isObject(body) && body.Event === "s3:TestEvent") return { messageId: record.messageId, items: [] };
     if (isObject(body) && Array.isArray(body.Records)) {
-      return { messageId: record.messageId, items: s3Items(body.Records as S3EventRecord[], record.messageId, attempt) };
+      return {
+        messageId: record.messageId,
+        items: s3Items(body.Records as S3EventRecord[], record.messageId, attempt),
+      };
     }
     if (isObject(body) && isObjectCreated(body)) {
       return { messageId: record.messageId, items: [{ ...objectCreatedItem(body, record.messageId), attempt }] };
     }
-    return { messageId: record.messageId, items: [], error: "body is not an S3 notification, SNS envelope or EventBridge event" };
+    return {
+      messageId: record.messageId,
+      items: [],
+      error: "body is not an S3 notification, SNS envelope or EventBridge event",
+    };
   } catch (err) {
     return { messageId: record.messageId, items: [], error: `body is not valid JSON: ${(err as Error).message}` };
   }
@@ -123,7 +134,8 @@ export function classify(event: unknown): Work {
     return { kind: "pull", streams, fromRuleName: resources[0] };
   }
 
-  if (event.action === undefined && Array.isArray(event.streams)) return { kind: "pull", streams: stringList(event.streams, "streams") };
+  if (event.action === undefined && Array.isArray(event.streams))
+    return { kind: "pull", streams: stringList(event.streams, "streams") };
 
   switch (event.action) {
     case "push": {
@@ -158,7 +170,8 @@ function optionalString(event: Json, field: string): string | undefined {
 function resendRequest(event: Json): ResendRequest {
   const stream = optionalString(event, "stream");
   if (!stream) throw new EventError("resend: stream is required");
-  if (event.direction !== "push" && event.direction !== "pull") throw new EventError('resend: direction must be "push" or "pull"');
+  if (event.direction !== "push" && event.direction !== "pull")
+    throw new EventError('resend: direction must be "push" or "pull"');
   return {
     action: "resend",
     stream,

@@ -72,7 +72,8 @@ export async function handler(event: unknown, context: Context): Promise<Handler
         { deadline, trigger: "event" },
       );
       const failed = new Set(report.streams.flatMap((s) => s.failed.map((f) => f.ref)));
-      for (const m of work.messages.filter((m) => m.error)) logger.error("unreadable SQS message", { messageId: m.messageId, error: m.error });
+      for (const m of work.messages.filter((m) => m.error))
+        logger.error("unreadable SQS message", { messageId: m.messageId, error: m.error });
       // Only the messages that failed come back; the rest of the batch is done.
       response = {
         batchItemFailures: work.messages

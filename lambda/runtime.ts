@@ -32,7 +32,11 @@ export function createRuntime(env: HandlerEnv, clock: () => number = Date.now): 
     credentials,
     async config() {
       if (cached && clock() - cached.at < env.cacheTtlMs) return cached.config;
-      const config = await loadConfig(env.configLocation, { s3, ssm }, { allowFileCredentials: env.allowFileCredentials });
+      const config = await loadConfig(
+        env.configLocation,
+        { s3, ssm },
+        { allowFileCredentials: env.allowFileCredentials },
+      );
       if (env.receiptsPrefix) config.receipts.prefix = env.receiptsPrefix;
       cached = { config, at: clock() };
       return config;

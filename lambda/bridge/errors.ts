@@ -88,7 +88,11 @@ export class InvalidKeyError extends BridgeError {
 }
 
 export class CredentialsError extends BridgeError {
-  constructor(code: "CREDENTIALS_NOT_FOUND" | "CREDENTIALS_INVALID", message: string, options: { cause?: unknown; context?: ErrorContext } = {}) {
+  constructor(
+    code: "CREDENTIALS_NOT_FOUND" | "CREDENTIALS_INVALID",
+    message: string,
+    options: { cause?: unknown; context?: ErrorContext } = {},
+  ) {
     super(code, message, options);
   }
 }
@@ -106,7 +110,12 @@ export class HostKeyError extends BridgeError {
 
 export class SftpError extends BridgeError {
   constructor(
-    code: "SFTP_AUTH_FAILED" | "SFTP_CONNECT_TIMEOUT" | "SFTP_CONNECT_FAILED" | "SFTP_OPERATION_FAILED" | "SFTP_RENAME_FAILED",
+    code:
+      | "SFTP_AUTH_FAILED"
+      | "SFTP_CONNECT_TIMEOUT"
+      | "SFTP_CONNECT_FAILED"
+      | "SFTP_OPERATION_FAILED"
+      | "SFTP_RENAME_FAILED",
     message: string,
     options: { cause?: unknown; context?: ErrorContext; retryable?: boolean } = {},
   ) {

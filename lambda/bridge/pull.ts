@@ -35,10 +35,17 @@ interface Candidate {
 }
 
 export function doneDirOf(pullConfig: PullConfig): string {
-  return posix.isAbsolute(pullConfig.doneDir) ? posix.normalize(pullConfig.doneDir) : posix.join(pullConfig.from, pullConfig.doneDir);
+  return posix.isAbsolute(pullConfig.doneDir)
+    ? posix.normalize(pullConfig.doneDir)
+    : posix.join(pullConfig.from, pullConfig.doneDir);
 }
 
-async function listFiles(session: SftpSession, root: string, recursive: boolean, skipDirs: string[]): Promise<RemoteFile[]> {
+async function listFiles(
+  session: SftpSession,
+  root: string,
+  recursive: boolean,
+  skipDirs: string[],
+): Promise<RemoteFile[]> {
   const files: RemoteFile[] = [];
   const pending = [root];
   while (pending.length) {
@@ -77,9 +84,17 @@ async function pullStream(ctx: EngineContext, stream: string, options: PullOptio
       if (matchesPatterns(file.name, pullConfig.ignore)) {
         report.addSkipped({ source: file.path, reason: "ignored" });
       } else if (!matchesPatterns(relative, pullConfig.patterns)) {
-        report.addSkipped({ source: file.path, reason: "pattern", detail: `does not match ${pullConfig.patterns.join(", ")}` });
+        report.addSkipped({
+          source: file.path,
+          reason: "pattern",
+          detail: `does not match ${pullConfig.patterns.join(", ")}`,
+        });
       } else if (now - file.mtimeMs < pullConfig.minAgeSeconds * 1000) {
-        report.addSkipped({ source: file.path, reason: "too-young", detail: `modified ${Math.round((now - file.mtimeMs) / 1000)} s ago` });
+        report.addSkipped({
+          source: file.path,
+          reason: "too-young",
+          detail: `modified ${Math.round((now - file.mtimeMs) / 1000)} s ago`,
+        });
       } else {
         candidates.push({ file, relative });
       }
@@ -89,7 +104,11 @@ async function pullStream(ctx: EngineContext, stream: string, options: PullOptio
     }
     candidates.sort((a, b) => a.file.mtimeMs - b.file.mtimeMs || a.file.path.localeCompare(b.file.path));
     for (const { file } of candidates.slice(pullConfig.maxFiles)) {
-      report.addSkipped({ source: file.path, reason: "limit", detail: `more than maxFiles=${pullConfig.maxFiles}; next run` });
+      report.addSkipped({
+        source: file.path,
+        reason: "limit",
+        detail: `more than maxFiles=${pullConfig.maxFiles}; next run`,
+      });
     }
     candidates = candidates.slice(0, pullConfig.maxFiles);
 
@@ -125,7 +144,12 @@ async function pullStream(ctx: EngineContext, stream: string, options: PullOptio
           {
             stream,
             direction: "pull",
-            source: { host: config.sftp.host, path: file.path, size: file.size, mtime: new Date(file.mtimeMs).toISOString() },
+            source: {
+              host: config.sftp.host,
+              path: file.path,
+              size: file.size,
+              mtime: new Date(file.mtimeMs).toISOString(),
+            },
             destination: { bucket: config.s3.bucket, key, eTag: stored.eTag },
             bytes: file.size,
             sha256,
@@ -175,7 +199,8 @@ async function stableOnly(
   for (const candidate of candidates) {
     const again = await sftp.stat(candidate.file.path);
     if (again && again.size === candidate.file.size && again.mtimeMs === candidate.file.mtimeMs) stable.push(candidate);
-    else report.addSkipped({ source: candidate.file.path, reason: "growing", detail: "size or mtime changed; next run" });
+    else
+      report.addSkipped({ source: candidate.file.path, reason: "growing", detail: "size or mtime changed; next run" });
   }
   return stable;
 }
@@ -194,7 +219,11 @@ async function archive(
   }
   const dir = posix.join(doneDir, posix.dirname(relative));
   await sftp.mkdirp(dir);
-  const name = await doneName(file.name, at, async (candidate) => (await sftp.stat(posix.join(dir, candidate))) !== undefined);
+  const name = await doneName(
+    file.name,
+    at,
+    async (candidate) => (await sftp.stat(posix.join(dir, candidate))) !== undefined,
+  );
   const target = posix.join(dir, name);
   // Never replace: an earlier archived copy with the same name is a different delivery.
   await sftp.rename(file.path, target, false);

@@ -54,7 +54,11 @@ export async function push(ctx: EngineContext, items: PushItem[], options: PushO
 
   for (const item of items) {
     if (isFolderMarker(item.key)) {
-      unrouted.push({ source: `s3://${item.bucket}/${item.key}`, reason: "directory", ...(item.ref === undefined ? {} : { ref: item.ref }) });
+      unrouted.push({
+        source: `s3://${item.bucket}/${item.key}`,
+        reason: "directory",
+        ...(item.ref === undefined ? {} : { ref: item.ref }),
+      });
       continue;
     }
     let route: { stream: string; relative: string } | undefined;
@@ -72,7 +76,9 @@ export async function push(ctx: EngineContext, items: PushItem[], options: PushO
       unrouted.push({
         source: `s3://${item.bucket}/${item.key}`,
         reason: "no-stream",
-        detail: options.stream ? `not under stream ${options.stream}'s push source` : "no stream's push source claims this key",
+        detail: options.stream
+          ? `not under stream ${options.stream}'s push source`
+          : "no stream's push source claims this key",
         ...(item.ref === undefined ? {} : { ref: item.ref }),
       });
       continue;
@@ -117,13 +123,20 @@ async function pushStream(
       const source = `s3://${item.bucket}/${item.key}`;
       const ref = item.ref === undefined ? {} : { ref: item.ref };
       if (!matchesPatterns(relative, pushConfig.patterns)) {
-        return report.addSkipped({ source, reason: "pattern", detail: `does not match ${pushConfig.patterns.join(", ")}`, ...ref });
+        return report.addSkipped({
+          source,
+          reason: "pattern",
+          detail: `does not match ${pushConfig.patterns.join(", ")}`,
+          ...ref,
+        });
       }
       if (options.deadline !== undefined && ctx.clock() >= options.deadline) {
         // Failed rather than skipped: an SQS message must come back for the next invocation to deliver it.
         return report.addFailed(
           source,
-          new BridgeError("DEADLINE_REACHED", `push ${source}: not started, the invocation deadline is near`, { retryable: true }),
+          new BridgeError("DEADLINE_REACHED", `push ${source}: not started, the invocation deadline is near`, {
+            retryable: true,
+          }),
           item.ref,
         );
       }
@@ -134,7 +147,12 @@ async function pushStream(
         const object = await ctx.s3.open(item.bucket, item.key, item.versionId);
         if (!options.force && (await ctx.receipts.hasPushReceipt(stream, relative, object.eTag))) {
           object.body.destroy();
-          return report.addSkipped({ source, reason: "duplicate", detail: `already delivered (ETag ${object.eTag})`, ...ref });
+          return report.addSkipped({
+            source,
+            reason: "duplicate",
+            detail: `already delivered (ETag ${object.eTag})`,
+            ...ref,
+          });
         }
         sftpSession = await session.get();
         await sftpSession.mkdirp(posix.dirname(destination));
@@ -151,7 +169,13 @@ async function pushStream(
           {
             stream,
             direction: "push",
-            source: { bucket: item.bucket, key: item.key, eTag: object.eTag, versionId: object.versionId, size: object.size },
+            source: {
+              bucket: item.bucket,
+              key: item.key,
+              eTag: object.eTag,
+              versionId: object.versionId,
+              size: object.size,
+            },
             destination: { host: config.sftp.host, path: destination },
             bytes,
             sha256,

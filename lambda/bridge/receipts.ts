@@ -16,7 +16,16 @@ import { S3Error } from "./errors";
 export interface Receipt {
   stream: string;
   direction: Direction;
-  source: { bucket?: string; key?: string; eTag?: string; versionId?: string; host?: string; path?: string; size: number; mtime?: string };
+  source: {
+    bucket?: string;
+    key?: string;
+    eTag?: string;
+    versionId?: string;
+    host?: string;
+    path?: string;
+    size: number;
+    mtime?: string;
+  };
   destination: { bucket?: string; key?: string; eTag?: string; host?: string; path?: string };
   bytes: number;
   sha256: string;
@@ -30,7 +39,9 @@ export interface Receipt {
 
 // S3 keys are at most 1024 bytes; a very long relative path is replaced by its hash so the receipt still has a key.
 function pathPart(relative: string): string {
-  return Buffer.byteLength(relative) > 700 ? `_sha256/${createHash("sha256").update(relative).digest("hex")}` : relative;
+  return Buffer.byteLength(relative) > 700
+    ? `_sha256/${createHash("sha256").update(relative).digest("hex")}`
+    : relative;
 }
 
 function cleanETag(eTag: string | undefined): string {
@@ -38,7 +49,10 @@ function cleanETag(eTag: string | undefined): string {
 }
 
 function stamp(date: Date): string {
-  return date.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+  return date
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d+Z$/, "Z");
 }
 
 export class ReceiptStore {
@@ -75,11 +89,15 @@ export class ReceiptStore {
       const out = await this.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, MaxKeys: 1 }));
       return (out.KeyCount ?? out.Contents?.length ?? 0) > 0;
     } catch (err) {
-      throw new S3Error("S3_OPERATION_FAILED", `s3 ListBucket s3://${bucket}/${prefix}: cannot check receipts: ${(err as Error).message}`, {
-        cause: err,
-        context: { bucket, key: prefix },
-        retryable: true,
-      });
+      throw new S3Error(
+        "S3_OPERATION_FAILED",
+        `s3 ListBucket s3://${bucket}/${prefix}: cannot check receipts: ${(err as Error).message}`,
+        {
+          cause: err,
+          context: { bucket, key: prefix },
+          retryable: true,
+        },
+      );
     }
   }
 
@@ -88,14 +106,21 @@ export class ReceiptStore {
     const bucket = this.bucketFor(receipt.stream);
     const eTag = receipt.direction === "push" ? receipt.source.eTag : undefined;
     const key =
-      this.prefixFor(receipt.stream, receipt.direction, relative, receipt.direction === "push" ? (eTag ?? "no-etag") : undefined) +
-      `${stamp(new Date(receipt.finishedAt))}-${randomBytes(3).toString("hex")}.json`;
+      this.prefixFor(
+        receipt.stream,
+        receipt.direction,
+        relative,
+        receipt.direction === "push" ? (eTag ?? "no-etag") : undefined,
+      ) + `${stamp(new Date(receipt.finishedAt))}-${randomBytes(3).toString("hex")}.json`;
     await this.endpoint.putText(bucket, key, JSON.stringify(receipt, null, 2));
     return `s3://${bucket}/${key}`;
   }
 
   /** Receipts of a stream, newest last; filtered by relative path and/or finish time. */
-  async list(stream: string, filter: { direction?: Direction; relative?: string; since?: Date } = {}): Promise<Receipt[]> {
+  async list(
+    stream: string,
+    filter: { direction?: Direction; relative?: string; since?: Date } = {},
+  ): Promise<Receipt[]> {
     const directions: Direction[] = filter.direction ? [filter.direction] : ["push", "pull"];
     const found: Receipt[] = [];
     for (const direction of directions) {

@@ -113,7 +113,12 @@ export class StreamReportBuilder {
   }
 }
 
-export function runReport(started: number, clock: () => number, streams: StreamReport[], unrouted: SkippedFile[] = []): RunReport {
+export function runReport(
+  started: number,
+  clock: () => number,
+  streams: StreamReport[],
+  unrouted: SkippedFile[] = [],
+): RunReport {
   return {
     startedAt: new Date(started).toISOString(),
     finishedAt: new Date(clock()).toISOString(),

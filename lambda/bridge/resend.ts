@@ -41,7 +41,12 @@ function window(sel: ResendSelection): { since?: number; until?: number } {
   return { since: parse(sel.since, "since"), until: parse(sel.until, "until") };
 }
 
-function selects(sel: ResendSelection, relative: string, time: number | undefined, w: { since?: number; until?: number }): boolean {
+function selects(
+  sel: ResendSelection,
+  relative: string,
+  time: number | undefined,
+  w: { since?: number; until?: number },
+): boolean {
   if (sel.keys && !sel.keys.includes(relative)) return false;
   if (sel.prefix !== undefined && !relative.startsWith(sel.prefix)) return false;
   if (w.since !== undefined && (time === undefined || time < w.since)) return false;
@@ -49,7 +54,11 @@ function selects(sel: ResendSelection, relative: string, time: number | undefine
   return true;
 }
 
-export async function resend(ctx: EngineContext, sel: ResendSelection, options: RunOptions = {}): Promise<{ streams: StreamReport[]; unrouted: SkippedFile[] }> {
+export async function resend(
+  ctx: EngineContext,
+  sel: ResendSelection,
+  options: RunOptions = {},
+): Promise<{ streams: StreamReport[]; unrouted: SkippedFile[] }> {
   const config = requireStream(ctx.config, sel.stream);
   if (!sel.keys?.length && sel.prefix === undefined && sel.since === undefined && sel.until === undefined) {
     throw invalid("choose what to resend: keys, a prefix, or a since/until window (refusing to resend everything)");
@@ -64,7 +73,8 @@ export async function resend(ctx: EngineContext, sel: ResendSelection, options: 
     for await (const obj of ctx.s3.list(config.s3.bucket, source + (sel.prefix ?? ""))) {
       if (obj.key.endsWith("/")) continue;
       const relative = obj.key.slice(source.length);
-      if (selects(normalised, relative, obj.lastModified?.getTime(), w)) items.push({ bucket: obj.bucket, key: obj.key, size: obj.size });
+      if (selects(normalised, relative, obj.lastModified?.getTime(), w))
+        items.push({ bucket: obj.bucket, key: obj.key, size: obj.size });
     }
     if (sel.dryRun !== false) {
       const report = new StreamReportBuilder(sel.stream, "push", ctx.clock);
@@ -107,7 +117,11 @@ export async function resend(ctx: EngineContext, sel: ResendSelection, options: 
         destination = posix.join(pullConfig.from, relative);
       }
       if (!matchesPatterns(original, pullConfig.patterns)) {
-        report.addSkipped({ source: file.path, reason: "pattern", detail: "would not be pulled again: it does not match pull.patterns" });
+        report.addSkipped({
+          source: file.path,
+          reason: "pattern",
+          detail: "would not be pulled again: it does not match pull.patterns",
+        });
         continue;
       }
       if (sel.dryRun !== false) {
@@ -121,7 +135,8 @@ export async function resend(ctx: EngineContext, sel: ResendSelection, options: 
         continue;
       }
       try {
-        if (await sftp.stat(destination)) throw invalid(`${destination} already exists in the pull folder; not overwriting it`);
+        if (await sftp.stat(destination))
+          throw invalid(`${destination} already exists in the pull folder; not overwriting it`);
         await sftp.mkdirp(posix.dirname(destination));
         await sftp.rename(file.path, destination, false);
         report.addMoved({ source: file.path, destination, bytes: file.size, durationMs: 0 });

@@ -99,7 +99,11 @@ function opError(op: string, path: string, err: unknown, context: ErrorContext):
     op === "rename" ? "SFTP_RENAME_FAILED" : "SFTP_OPERATION_FAILED",
     `sftp ${op} ${path}: ${reason(err)}`,
     // A lost connection is worth retrying; a refusal by the server usually is not.
-    { cause: err, context: { ...context, path, sftpStatus: sftpCode(err) }, retryable: connectionLost || sftpCode(err) === undefined },
+    {
+      cause: err,
+      context: { ...context, path, sftpStatus: sftpCode(err) },
+      retryable: connectionLost || sftpCode(err) === undefined,
+    },
   );
 }
 
@@ -107,7 +111,8 @@ function withTimeout<T>(promise: Promise<T>, ms: number, describe: () => string)
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(new SftpError("SFTP_OPERATION_FAILED", `${describe()}: no answer within ${ms} ms`, { retryable: true })),
+      () =>
+        reject(new SftpError("SFTP_OPERATION_FAILED", `${describe()}: no answer within ${ms} ms`, { retryable: true })),
       ms,
     );
   });
@@ -125,7 +130,9 @@ function statToFile(path: string, st: Stats | SftpClient.FileStats): RemoteFile 
   const isDir = typeof st.isDirectory === "function" ? st.isDirectory() : Boolean(st.isDirectory);
   const isFile = typeof st.isFile === "function" ? st.isFile() : Boolean(st.isFile);
   const isLink =
-    typeof st.isSymbolicLink === "function" ? st.isSymbolicLink() : Boolean((st as SftpClient.FileStats).isSymbolicLink);
+    typeof st.isSymbolicLink === "function"
+      ? st.isSymbolicLink()
+      : Boolean((st as SftpClient.FileStats).isSymbolicLink);
   const mtime = "modifyTime" in st ? st.modifyTime : (st as Stats).mtime * 1000;
   return {
     path,
@@ -297,7 +304,11 @@ class Ssh2Session implements SftpSession {
       await this.op("close", tempPath, () => this.closeHandle(handle)).catch((err: unknown) => (failure ??= err));
       if (failure !== undefined) throw failure;
       const written = await this.stat(tempPath);
-      if (!written || written.size !== bytes || (options.expectedSize !== undefined && bytes !== options.expectedSize)) {
+      if (
+        !written ||
+        written.size !== bytes ||
+        (options.expectedSize !== undefined && bytes !== options.expectedSize)
+      ) {
         throw new VerifyError(
           `sftp verify ${tempPath}: remote size ${written?.size ?? "missing"}, wrote ${bytes}` +
             (options.expectedSize === undefined ? "" : `, source size ${options.expectedSize}`),
@@ -473,7 +484,11 @@ class PipelinedReader extends Readable {
       if (this.destroyed) return;
       if (err || bytesRead === 0) {
         // EOF before the size we listed: the file shrank or was replaced while we read it.
-        return this.destroy(err ? this.wrapError("read", err) : this.wrapError("read", new Error(`file ended at ${start + got} of ${this.size} bytes`)));
+        return this.destroy(
+          err
+            ? this.wrapError("read", err)
+            : this.wrapError("read", new Error(`file ended at ${start + got} of ${this.size} bytes`)),
+        );
       }
       parts.push(buf.subarray(0, bytesRead));
       got += bytesRead;

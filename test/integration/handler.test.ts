@@ -100,7 +100,15 @@ describe("Lambda handler end to end", () => {
     const emf = out
       .split("\n")
       .filter((l) => l.includes('"_aws"'))
-      .map((l) => JSON.parse(l) as { _aws: { CloudWatchMetrics: { Namespace: string; Dimensions: string[][] }[] }; FilesMoved: number; stream: string; direction: string });
+      .map(
+        (l) =>
+          JSON.parse(l) as {
+            _aws: { CloudWatchMetrics: { Namespace: string; Dimensions: string[][] }[] };
+            FilesMoved: number;
+            stream: string;
+            direction: string;
+          },
+      );
     expect(emf).toHaveLength(1);
     expect(emf[0]).toMatchObject({ FilesMoved: 2, stream: "psp", direction: "push" });
     expect(emf[0]?._aws.CloudWatchMetrics[0]?.Namespace).toBe("S3SftpBridge");
@@ -148,7 +156,11 @@ describe("Lambda handler end to end", () => {
 
   it("pulls gilt-style from a schedule rule named after the streams", async () => {
     const report = (await handler(
-      { "detail-type": "Scheduled Event", source: "aws.events", resources: ["arn:aws:events:us-east-1:1:rule/bridge-prod.psp"] },
+      {
+        "detail-type": "Scheduled Event",
+        source: "aws.events",
+        resources: ["arn:aws:events:us-east-1:1:rule/bridge-prod.psp"],
+      },
       context(),
     )) as import("../../lambda/bridge").RunReport;
     expect(report.streams.map((s) => s.stream)).toEqual(["psp"]);

@@ -46,7 +46,9 @@ describe("pull SFTP -> S3 on the embedded SFTP server and s3rver", () => {
       doc.streams.psp!.pull!.recursive = true;
     });
     const report = await env.bridge(config).pull(["psp"]);
-    expect(report.streams[0]?.moved.map((m) => m.destination)).toEqual([`s3://${env.bucket}/psp/inbound/2026/11/nested.xml`]);
+    expect(report.streams[0]?.moved.map((m) => m.destination)).toEqual([
+      `s3://${env.bucket}/psp/inbound/2026/11/nested.xml`,
+    ]);
     expect(existsSync(env.local("/OUT/.done/2026/11/nested.xml"))).toBe(true);
   });
 
@@ -61,9 +63,15 @@ describe("pull SFTP -> S3 on the embedded SFTP server and s3rver", () => {
     });
     const report = await env.bridge(config).pull(["psp"]);
     const reasons = Object.fromEntries(report.streams[0]!.skipped.map((s) => [path.basename(s.source), s.reason]));
-    expect(reasons).toEqual({ "upload.csv.part": "ignored", ".hidden.csv": "ignored", "readme.txt": "pattern", "fresh.csv": "too-young" });
+    expect(reasons).toEqual({
+      "upload.csv.part": "ignored",
+      ".hidden.csv": "ignored",
+      "readme.txt": "pattern",
+      "fresh.csv": "too-young",
+    });
     expect(report.streams[0]?.files).toBe(0);
-    for (const f of ["upload.csv.part", ".hidden.csv", "readme.txt", "fresh.csv"]) expect(existsSync(env.local(`/OUT/${f}`))).toBe(true);
+    for (const f of ["upload.csv.part", ".hidden.csv", "readme.txt", "fresh.csv"])
+      expect(existsSync(env.local(`/OUT/${f}`))).toBe(true);
   });
 
   it("leaves a file that is still growing for the next run", async () => {
@@ -106,7 +114,9 @@ describe("pull SFTP -> S3 on the embedded SFTP server and s3rver", () => {
     });
     const report = await env.bridge(config).pull(["psp"]);
     expect(report.ok).toBe(false);
-    expect(report.streams[0]?.failed[0]?.message).toMatch(/s3 PutObject s3:\/\/no-such-bucket\/psp\/inbound\/keepme.csv/);
+    expect(report.streams[0]?.failed[0]?.message).toMatch(
+      /s3 PutObject s3:\/\/no-such-bucket\/psp\/inbound\/keepme.csv/,
+    );
     expect(existsSync(env.local("/OUT/keepme.csv"))).toBe(true);
     expect(existsSync(env.local("/OUT/.done/keepme.csv"))).toBe(false);
   });

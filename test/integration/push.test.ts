@@ -44,7 +44,9 @@ describe("push S3 -> SFTP on s3rver and the embedded SFTP server", () => {
       { bucket: env.bucket, key: "psp/outbound/notes.txt" },
       { bucket: env.bucket, key: "psp/outbound/keep.xml" },
     ]);
-    expect(report.streams[0]?.skipped).toEqual([expect.objectContaining({ source: `s3://${env.bucket}/psp/outbound/notes.txt`, reason: "pattern" })]);
+    expect(report.streams[0]?.skipped).toEqual([
+      expect.objectContaining({ source: `s3://${env.bucket}/psp/outbound/notes.txt`, reason: "pattern" }),
+    ]);
     expect(report.streams[0]?.files).toBe(1);
     expect(existsSync(env.local("/IN/notes.txt"))).toBe(false);
   });
@@ -63,7 +65,10 @@ describe("push S3 -> SFTP on s3rver and the embedded SFTP server", () => {
   });
 
   it("reports keys no stream claims as unrouted, not as failures", async () => {
-    const report = await env.bridge().push([{ bucket: env.bucket, key: "elsewhere/x.xml" }, { bucket: env.bucket, key: "psp/inbound/pulled.xml" }]);
+    const report = await env.bridge().push([
+      { bucket: env.bucket, key: "elsewhere/x.xml" },
+      { bucket: env.bucket, key: "psp/inbound/pulled.xml" },
+    ]);
     expect(report.ok).toBe(true);
     expect(report.unrouted.map((u) => u.reason)).toEqual(["no-stream", "no-stream"]);
   });
@@ -106,7 +111,13 @@ describe("push S3 -> SFTP on s3rver and the embedded SFTP server", () => {
     expect(first.streams[0]?.moved[0]?.sha256).toBe(sha(body));
     const receipts = await env.bridge().context.receipts.list("psp", { direction: "push", relative: "receipt.xml" });
     expect(receipts).toHaveLength(1);
-    expect(receipts[0]).toMatchObject({ stream: "psp", direction: "push", sha256: sha(body), bytes: body.length, destination: { path: "/IN/receipt.xml" } });
+    expect(receipts[0]).toMatchObject({
+      stream: "psp",
+      direction: "push",
+      sha256: sha(body),
+      bytes: body.length,
+      destination: { path: "/IN/receipt.xml" },
+    });
 
     const mtime = (await stat(env.local("/IN/receipt.xml"))).mtimeMs;
     const again = await env.bridge().push([item]);
@@ -132,7 +143,10 @@ describe("push S3 -> SFTP on s3rver and the embedded SFTP server", () => {
     const big = Buffer.alloc(200 * 1024 * 1024);
     for (let i = 0; i < big.length; i += 4096) big.writeUInt32LE(i, i);
     const { Upload } = await import("@aws-sdk/lib-storage");
-    await new Upload({ client: env.s3Client, params: { Bucket: env.bucket, Key: "psp/outbound/big.bin", Body: big } }).done();
+    await new Upload({
+      client: env.s3Client,
+      params: { Bucket: env.bucket, Key: "psp/outbound/big.bin", Body: big },
+    }).done();
     const started = Date.now();
     const report = await env.bridge().push([{ bucket: env.bucket, key: "psp/outbound/big.bin" }]);
     const seconds = (Date.now() - started) / 1000;

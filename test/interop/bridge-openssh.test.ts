@@ -5,7 +5,13 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
-import { createBridge, createCredentialResolver, silentLogger, validateConfig, type BridgeConfigInput } from "../../lambda/bridge";
+import {
+  createBridge,
+  createCredentialResolver,
+  silentLogger,
+  validateConfig,
+  type BridgeConfigInput,
+} from "../../lambda/bridge";
 import { startLocalS3, type LocalS3 } from "../../scripts/local/s3-server";
 import { rcloneCat, rcloneHashsum, s3Remote, sftpRemote, type RcloneRemote } from "../support/rclone";
 import { startSshd, type Sshd } from "../support/sshd";
@@ -46,7 +52,12 @@ describe("interop: OpenSSH sshd + rclone", () => {
     return validateConfig(doc, "interop", { allowFileCredentials: true });
   };
   const bridge = (edit?: (doc: BridgeConfigInput) => void) =>
-    createBridge({ config: config(edit), s3: client, credentials: createCredentialResolver({ allowFiles: true }), logger: silentLogger });
+    createBridge({
+      config: config(edit),
+      s3: client,
+      credentials: createCredentialResolver({ allowFiles: true }),
+      logger: silentLogger,
+    });
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), "interop-"));

@@ -55,7 +55,12 @@ describe("classify", () => {
   });
 
   it("a malformed percent-encoding fails only its own SQS message", () => {
-    const work = classify({ Records: [sqsRecord("bad", { Records: [s3Record("x/%E0%A4%A.xml")] }), sqsRecord("ok", { Records: [s3Record("x/y")] })] });
+    const work = classify({
+      Records: [
+        sqsRecord("bad", { Records: [s3Record("x/%E0%A4%A.xml")] }),
+        sqsRecord("ok", { Records: [s3Record("x/y")] }),
+      ],
+    });
     if (work.kind !== "sqs") throw new Error("expected sqs");
     expect(work.messages[0]?.error).toBeDefined();
     expect(work.messages[1]?.items).toHaveLength(1);

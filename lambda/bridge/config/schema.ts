@@ -11,7 +11,10 @@ export const STREAM_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
 const fingerprint = z
   .string()
-  .regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, 'must be an OpenSSH SHA256 fingerprint like "SHA256:abc...xyz" (43 base64 chars)');
+  .regex(
+    /^SHA256:[A-Za-z0-9+/]{43}=?$/,
+    'must be an OpenSSH SHA256 fingerprint like "SHA256:abc...xyz" (43 base64 chars)',
+  );
 
 const pattern = z.string().min(1, "empty pattern");
 
@@ -97,7 +100,10 @@ export const streamSchema = z.strictObject({
   /** EventBridge schedule expression for pull, e.g. `rate(30 minutes)`; in the local stack, seconds. */
   schedule: z
     .string()
-    .regex(/^(rate\(\d+ (second|seconds|minute|minutes|hour|hours|day|days)\)|cron\(.+\))$/, "must be rate(N unit) or cron(...)")
+    .regex(
+      /^(rate\(\d+ (second|seconds|minute|minutes|hour|hours|day|days)\)|cron\(.+\))$/,
+      "must be rate(N unit) or cron(...)",
+    )
     .optional(),
 });
 
