@@ -79,7 +79,9 @@ async function main(argv: string[]): Promise<number> {
   const names = argv.filter((a) => !a.startsWith("--"));
   const unknownFlags = argv.filter((a) => a.startsWith("--") && a !== "--check");
   if (unknownFlags.length) {
-    process.stderr.write(`unknown option(s): ${unknownFlags.join(" ")}\nusage: build-actions.ts [--check] [action...]\n`);
+    process.stderr.write(
+      `unknown option(s): ${unknownFlags.join(" ")}\nusage: build-actions.ts [--check] [action...]\n`,
+    );
     return 2;
   }
   const all = findActions();
@@ -97,7 +99,8 @@ async function main(argv: string[]): Promise<number> {
     if (check) {
       const committed = existsSync(action.outfile) ? readFileSync(action.outfile) : undefined;
       if (!committed) stale.push(`${rel}: missing`);
-      else if (!committed.equals(fresh)) stale.push(`${rel}: differs from a fresh build of ${relative(ROOT, action.entry)}`);
+      else if (!committed.equals(fresh))
+        stale.push(`${rel}: differs from a fresh build of ${relative(ROOT, action.entry)}`);
       else process.stdout.write(`ok      ${rel}\n`);
     } else {
       await mkdir(dirname(action.outfile), { recursive: true });

@@ -191,7 +191,9 @@ class Fetcher {
         err,
       );
     }
-    return this.notFound(r, stream, `could not be read (${name}: ${(err as Error).message})`, "try again later", err);
+    // A failure on a 2xx response (deserialisation) carries the raw response, i.e. possibly the secret: drop it.
+    const keep = status !== undefined && status >= 200 && status < 300 ? undefined : err;
+    return this.notFound(r, stream, `could not be read (${name}: ${(err as Error).message})`, "try again later", keep);
   }
 
   async fetch(r: RefInfo, stream: string): Promise<string> {

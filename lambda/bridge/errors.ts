@@ -91,7 +91,7 @@ export class CredentialsError extends BridgeError {
   constructor(
     code: "CREDENTIALS_NOT_FOUND" | "CREDENTIALS_INVALID",
     message: string,
-    options: { cause?: unknown; context?: ErrorContext } = {},
+    options: { cause?: unknown; context?: ErrorContext; retryable?: boolean } = {},
   ) {
     super(code, message, options);
   }

@@ -19,7 +19,10 @@ function segmentProblem(segment: string): string | undefined {
   return undefined;
 }
 
-/** Why a string is unsafe anywhere in a path, or undefined. Backslash is refused because Windows-based SFTP servers treat it as a separator, so `a\..\..\x` could climb out. */
+/**
+ * Why a string is unsafe anywhere in a path, or undefined. Backslash is refused because Windows-based SFTP servers
+ * treat it as a separator, so `a\..\..\x` could climb out.
+ */
 function charProblem(value: string): string | undefined {
   if (value.includes("\0")) return "it contains a NUL character";
   if (value.includes("\\")) return "it contains a backslash (a path separator on some SFTP servers)";
@@ -92,7 +95,8 @@ export function isFolderMarker(key: string): boolean {
 
 /**
  * The part of `key` below `prefix` (normalised here), which becomes the path below the remote root. Throws
- * InvalidKeyError saying why when the key is not under the prefix or the rest could escape the root or confuse a server.
+ * InvalidKeyError saying why when the key is not under the prefix or the rest could escape the root or confuse a
+ * server.
  */
 export function relativeKey(key: string, prefix: string): string {
   const root = normalizePrefix(prefix);
@@ -123,7 +127,7 @@ export function remotePath(root: string, relative: string): string {
   return base === "/" ? `/${relative}` : `${base}/${relative}`;
 }
 
-/** The inverse of remotePath for paths a listing returned: the part of `fullPath` below `root`, checked the same way. */
+/** The inverse of remotePath for listing results: the part of `fullPath` below `root`, checked the same way. */
 export function remoteRelative(root: string, fullPath: string): string {
   const base = normalizeRemoteRoot(root);
   let relative: string;

@@ -40,9 +40,9 @@ function isReservedKey(config: BridgeConfig, bucket: string, key: string): boole
 
 /**
  * The stream whose push source claims `bucket`/`key` (an already decoded key), with the key's path below that source.
- * Undefined when no stream claims it, or when it lies in a pull destination or the receipts prefix. Throws
- * InvalidKeyError when a stream claims the key but its relative part is unsafe (`..`, NUL, `//`, a folder marker):
- * callers that want to skip folder markers quietly check `isFolderMarker(key)` first.
+ * Undefined when no stream claims it, or when it lies in a pull destination or (receipts enabled) the receipts prefix.
+ * Throws InvalidKeyError when a stream claims the key but its relative part is unsafe (`..`, NUL, `//`, a folder
+ * marker): callers that want to skip folder markers quietly check `isFolderMarker(key)` first.
  */
 export function routeObject(config: BridgeConfig, bucket: string, key: string): Route | undefined {
   if (isReservedKey(config, bucket, key)) return undefined;
@@ -50,7 +50,7 @@ export function routeObject(config: BridgeConfig, bucket: string, key: string): 
   for (const [name, stream] of Object.entries(config.streams)) {
     const prefix = pushSourcePrefix(stream);
     if (stream.s3.bucket !== bucket || prefix === undefined || !key.startsWith(prefix)) continue;
-    // The validator forbids nested push sources; if one slipped through, the most specific claim is the least surprising.
+    // The validator forbids nested push sources; if one slipped through, the most specific claim surprises least.
     if (!best || prefix.length > best.prefix.length) best = { stream: name, prefix };
   }
   return best && { stream: best.stream, relative: relativeKey(key, best.prefix) };

@@ -8,7 +8,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import type { Readable } from "node:stream";
-import { S3Error, type ErrorContext } from "./errors";
+import { BridgeError, S3Error, type ErrorContext } from "./errors";
 
 /**
  * The S3 endpoint: the handful of object operations the engine performs, each wrapping SDK errors once into an
@@ -134,6 +134,8 @@ export class S3Endpoint {
       return { eTag: out.ETag };
     } catch (err) {
       body.destroy();
+      // A failure of the body (the SFTP side of a pull) is not an S3 problem; keep its own error.
+      if (err instanceof BridgeError) throw err;
       throw s3Error("PutObject", bucket, key, err);
     }
   }

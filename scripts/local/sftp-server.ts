@@ -8,6 +8,7 @@ import { chmod, chown, rename, rmdir, stat, truncate, unlink, utimes } from "nod
 import net from "node:net";
 import path from "node:path";
 import {
+  type Algorithms,
   type Attributes,
   type AuthContext,
   type Connection,
@@ -51,6 +52,8 @@ export interface EmbeddedSftpOptions {
   /** Private host key (OpenSSH or PEM). When absent an ed25519 key is generated, so the fingerprint changes per start. */
   hostKey?: string | Buffer;
   users: SftpUser[];
+  /** ssh2's transport algorithm lists (kex, cipher, hmac, serverHostKey, compress); ssh2's defaults when absent. */
+  algorithms?: Algorithms;
   /** Initial fault switches; all off by default. */
   faults?: Partial<SftpFaults>;
   logger?: (line: string) => void;
@@ -139,9 +142,10 @@ export async function startSftpServer(options: EmbeddedSftpOptions): Promise<Emb
   const connections = new Set<ConnectionState>();
   const sockets = new Map<string, net.Socket>();
   const disposals = new Set<Promise<void>>();
+  let allDisconnected: (() => void) | undefined;
   let nextConnectionId = 1;
 
-  const ssh = new Server({ hostKeys: [hostKey], ident: IDENT }, (client, info) => {
+  const ssh = new Server({ hostKeys: [hostKey], ident: IDENT, algorithms: options.algorithms }, (client, info) => {
     const state: ConnectionState = {
       id: nextConnectionId++,
       client,
@@ -200,6 +204,7 @@ export async function startSftpServer(options: EmbeddedSftpOptions): Promise<Emb
         void disposal.finally(() => disposals.delete(disposal));
       }
       log(`${tag}: closed`);
+      if (connections.size === 0) allDisconnected?.();
     });
   });
 
@@ -245,6 +250,11 @@ export async function startSftpServer(options: EmbeddedSftpOptions): Promise<Emb
     close() {
       closing ??= (async () => {
         const closed = new Promise<void>((resolve) => tcp.close(() => resolve()));
+        // ssh2 reports a connection's close after the socket's, which may come after the listener's close.
+        const disconnected = new Promise<void>((resolve) => {
+          allDisconnected = resolve;
+          if (connections.size === 0) resolve();
+        });
         for (const state of connections) state.client.end();
         const straggler = setTimeout(() => {
           for (const socket of sockets.values()) socket.destroy();
@@ -254,6 +264,7 @@ export async function startSftpServer(options: EmbeddedSftpOptions): Promise<Emb
           if (![...connections].some((c) => c.socket === socket)) socket.destroy();
         }
         await closed;
+        await disconnected;
         clearTimeout(straggler);
         await Promise.allSettled([...disposals]);
         log("sftp: closed");
@@ -313,9 +324,10 @@ function authenticate(ctx: AuthContext, users: Map<string, PreparedUser>): "acce
     case "password": {
       if (user?.password === undefined) return "failure";
       const given = Buffer.from(ctx.password);
-      // timingSafeEqual needs equal lengths; comparing the input with itself keeps the timing independent of them.
-      const same = given.length === user.password.length && timingSafeEqual(given, user.password);
-      return same ? "accept" : "failure";
+      // timingSafeEqual needs equal lengths; on a mismatch compare the input with itself so the time taken stays alike.
+      const lengthsMatch = given.length === user.password.length;
+      const same = timingSafeEqual(given, lengthsMatch ? user.password : given);
+      return lengthsMatch && same ? "accept" : "failure";
     }
     case "publickey": {
       if (user?.key === undefined || !ctx.key.data.equals(user.key.getPublicSSH())) return "failure";
@@ -456,6 +468,8 @@ class SftpSession {
   private readonly handles = new Map<number, OpenEntry>();
   private nextHandle = 0;
   private disposed: Promise<void> | undefined;
+  private running = 0;
+  private ending = false;
 
   constructor(
     private readonly sftp: SFTPWrapper,
@@ -480,7 +494,12 @@ class SftpSession {
     this.route("REALPATH", this.realpath);
     this.route("READLINK", this.readlink);
     this.route("EXTENDED", this.extended);
-    sftp.on("end", () => void this.dispose());
+    // The client's EOF ends the subsystem: once the requests already received are answered, close our side too, as
+    // OpenSSH's sftp-server exits (OpenSSH's client waits for that).
+    sftp.on("end", () => {
+      this.ending = true;
+      this.endIfIdle();
+    });
     sftp.on("close", () => void this.dispose());
     sftp.on("error", (err: Error) => ctx.log(`sftp: ${err.message}`));
   }
@@ -495,10 +514,23 @@ class SftpSession {
     return this.disposed;
   }
 
+  private endIfIdle(): void {
+    if (!this.ending || this.running > 0) return;
+    this.sftp.end();
+    void this.dispose();
+  }
+
   private route(event: string, handler: RequestHandler): void {
     this.sftp.on(event, (reqid: number, ...args: never[]) => {
+      this.running += 1;
       const run = (): void => {
-        handler.call(this, reqid, ...args).catch((err: unknown) => this.fail(reqid, event, args, err));
+        handler
+          .call(this, reqid, ...args)
+          .catch((err: unknown) => this.fail(reqid, event, args, err))
+          .finally(() => {
+            this.running -= 1;
+            this.endIfIdle();
+          });
       };
       const delay = this.ctx.faults.delayMs ?? 0;
       if (delay > 0) setTimeout(run, delay);
@@ -507,6 +539,14 @@ class SftpSession {
   }
 
   private fail(reqid: number, event: string, args: unknown[], err: unknown): void {
+    try {
+      this.reply(reqid, event, args, err);
+    } catch (replyError) {
+      this.ctx.log(`${event}: could not send the error reply: ${String(replyError)}`);
+    }
+  }
+
+  private reply(reqid: number, event: string, args: unknown[], err: unknown): void {
     let status: number;
     let message: string;
     if (err instanceof SftpStatusError) {
@@ -519,7 +559,9 @@ class SftpSession {
       message = `${event.toLowerCase()} ${this.subject(args)}: ${describeErrno(code)}`;
       if (code === undefined) this.ctx.log(`${event} failed unexpectedly: ${String(err)}`);
     }
-    this.ctx.log(`${message} (status ${status})`);
+    // Existence probes (mkdir -p, exists()) routinely miss; logging them would bury the failures that matter.
+    const probe = status === STATUS_CODE.NO_SUCH_FILE && (event === "STAT" || event === "LSTAT");
+    if (!probe) this.ctx.log(`${message} (status ${status})`);
     this.sftp.status(reqid, status, message);
   }
 
@@ -842,7 +884,9 @@ class SftpSession {
             `${name} ${from} -> ${to}: refused (injected fault)`,
           );
         }
-        await rename(fromReal, toReal);
+        await rename(fromReal, toReal).catch((err: unknown) => {
+          throw withSubject(err, `${name} ${from} -> ${to}`);
+        });
         this.sftp.status(reqid, STATUS_CODE.OK);
         return;
       }
@@ -874,6 +918,12 @@ class SftpSession {
         throw new SftpStatusError(STATUS_CODE.OP_UNSUPPORTED, `${name}: extension not supported`);
     }
   }
+}
+
+/** An fs error as a status whose message names the operation and virtual paths (never the real ones). */
+function withSubject(err: unknown, subject: string): unknown {
+  const code = errnoOf(err);
+  return code === undefined ? err : new SftpStatusError(statusOfErrno(code), `${subject}: ${describeErrno(code)}`);
 }
 
 function handleId(handle: Buffer): number {

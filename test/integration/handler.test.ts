@@ -64,7 +64,9 @@ describe("Lambda handler end to end", () => {
       POWERTOOLS_METRICS_NAMESPACE: "S3SftpBridge",
       POWERTOOLS_SERVICE_NAME: "bridge-test",
     });
-    ({ handler } = await import("../../lambda/handler"));
+    // Loaded only now: Powertools reads its namespace and service name from the environment at module load.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    ({ handler } = require("../../lambda/handler") as typeof import("../../lambda/handler"));
   });
 
   beforeEach(() => {

@@ -33,7 +33,7 @@ describe("pull SFTP -> S3 on the embedded SFTP server and s3rver", () => {
     expect((await env.get("psp/inbound/r2 é+.csv"))?.length).toBe(0);
     expect(existsSync(env.local("/OUT/r1.csv"))).toBe(false);
     expect(existsSync(env.local("/OUT/.done/r1.csv"))).toBe(true);
-    expect(report.streams[0]?.moved[0]?.sha256).toBe(sha("a,b\n1,2\n"));
+    expect(report.streams[0]?.moved.find((m) => m.source === "/OUT/r1.csv")?.sha256).toBe(sha("a,b\n1,2\n"));
     expect(env.logs.some((l) => l.message === "[psp]: Moved 2 files from SFTP to S3")).toBe(true);
     // A second run finds nothing: nothing is fetched twice.
     const again = await env.bridge().pull(["psp"]);

@@ -79,6 +79,9 @@ export async function startBridgeEnv(bucket = "bridge-it"): Promise<BridgeEnv> {
     return doc;
   };
 
+  const config = (overrides?: (doc: BridgeConfigInput) => void): BridgeConfig =>
+    validateConfig(configDoc(overrides), "test", { allowFileCredentials: true });
+
   return {
     dir,
     s3,
@@ -90,10 +93,10 @@ export async function startBridgeEnv(bucket = "bridge-it"): Promise<BridgeEnv> {
     logger,
     local: (remotePath) => path.join(sftpRoot, remotePath),
     configDoc,
-    config: (overrides) => validateConfig(configDoc(overrides), "test", { allowFileCredentials: true }),
-    bridge(config, deps = {}) {
+    config,
+    bridge(chosen, deps = {}) {
       return createBridge({
-        config: config ?? this.config(),
+        config: chosen ?? config(),
         s3: s3Client,
         credentials: createCredentialResolver({ allowFiles: true, s3: s3Client }),
         logger,

@@ -69620,8 +69620,6 @@ var StackOperation = class {
     return this.deploy();
   }
   result(outcome, stack) {
-    const outputs = {};
-    for (const o3 of stack?.Outputs ?? []) if (o3.OutputKey) outputs[o3.OutputKey] = o3.OutputValue ?? "";
     return {
       mode: this.options.mode,
       outcome,
@@ -69630,7 +69628,7 @@ var StackOperation = class {
       status: stack?.StackStatus,
       changeSet: this.changeSet,
       recreated: this.recreated,
-      outputs,
+      outputs: outputsOf(stack),
       durationMs: this.now() - this.started,
       notes: this.notes
     };
@@ -69720,7 +69718,7 @@ var StackOperation = class {
       if (!stack) return this.result("deleted", void 0);
     }
     const last = await this.deleteAndWait(stack);
-    return this.result("deleted", last);
+    return { ...this.result("deleted", last), outputs: outputsOf(stack) };
   }
   /** Deletes and waits for DELETE_COMPLETE; returns the last view of the stack (found by id once the name is gone). */
   async deleteAndWait(stack) {
@@ -69940,6 +69938,11 @@ ${failed.map((e5) => `  ${e5.logicalId} (${e5.resourceType}) ${e5.status}: ${e5.
     }
   }
 };
+function outputsOf(stack) {
+  const outputs = {};
+  for (const o3 of stack?.Outputs ?? []) if (o3.OutputKey) outputs[o3.OutputKey] = o3.OutputValue ?? "";
+  return outputs;
+}
 function toChangeRow(change) {
   const rc = change.ResourceChange;
   if (!rc) return [];
@@ -69967,7 +69970,7 @@ function describeAwsError(err) {
   if (e5?.name === "InsufficientCapabilitiesException") {
     return `${message} (add the named capability to the capabilities input)`;
   }
-  return e5?.name && !message.startsWith(e5.name) ? `${e5.name}: ${message}` : message;
+  return e5?.name && e5.name !== "Error" && !message.startsWith(e5.name) ? `${e5.name}: ${message}` : message;
 }
 function changeSetName(env2, now = Date.now(), random = (0, import_node_crypto6.randomBytes)(3).toString("hex")) {
   const runId = env2.GITHUB_RUN_ID?.replace(/[^0-9]/g, "");
@@ -70021,7 +70024,9 @@ function parseEnvironmentFile(file, doc) {
     for (const [name, raw] of Object.entries(value)) {
       const path6 = `${section}.${name}`;
       if (!keyPattern.test(name)) {
-        problems.push(`${path6}: not a valid ${section === "parameters" ? "parameter name (letters and digits)" : "tag key"}`);
+        problems.push(
+          `${path6}: not a valid ${section === "parameters" ? "parameter name (letters and digits)" : "tag key"}`
+        );
         continue;
       }
       const text = scalarText(raw, section === "parameters");
@@ -70150,7 +70155,8 @@ async function run() {
     const inlineTags = inputs.keyValues("tags", TAG_KEY);
     const capabilities = inputs.list("capabilities");
     for (const c5 of capabilities) {
-      if (!CAPABILITIES.includes(c5)) inputs.fail("capabilities", `${JSON.stringify(c5)} is not one of ${CAPABILITIES.join(", ")}`);
+      if (!CAPABILITIES.includes(c5))
+        inputs.fail("capabilities", `${JSON.stringify(c5)} is not one of ${CAPABILITIES.join(", ")}`);
     }
     const roleArn = inputs.matching("role-arn", ROLE_ARN, "an IAM role ARN (arn:aws:iam::<account>:role/<name>)");
     const notificationArns = inputs.list("notification-arns");
@@ -70205,7 +70211,9 @@ async function resolveTemplate(value) {
   if (/^https:\/\//i.test(value)) return { url: value };
   const fail = (message, cause) => new DeployError("TEMPLATE_INVALID", `template ${value}: ${message}`, { stackName: "", cause });
   if (/^[a-z0-9]+:\/\//i.test(value)) {
-    throw fail("CloudFormation reads templates from https:// S3 URLs only (use the template-url output of ./actions/publish)");
+    throw fail(
+      "CloudFormation reads templates from https:// S3 URLs only (use the template-url output of ./actions/publish)"
+    );
   }
   const info2 = await (0, import_promises4.stat)(value).catch((cause) => {
     throw fail("no such file (paths are relative to the workspace; did the checkout step run?)", cause);

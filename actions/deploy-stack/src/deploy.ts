@@ -75,14 +75,19 @@ const STUCK: Record<string, string> = {
   UPDATE_FAILED: "an update failed with rollback disabled; fix it in the console or roll it back",
 };
 
-const isInProgress = (status?: string) => !!status && status.endsWith("_IN_PROGRESS") && status !== "REVIEW_IN_PROGRESS";
+const isInProgress = (status?: string) =>
+  !!status && status.endsWith("_IN_PROGRESS") && status !== "REVIEW_IN_PROGRESS";
 
 /**
  * Rolls a stack out through a change set, or deletes it. The anti-model's gaps are closed here: the change-set name is
  * unique per run, the whole operation has a deadline that fails the step, a stack left in ROLLBACK_COMPLETE is deleted
  * and created again, and an empty change set is success.
  */
-export async function runStackOperation(deps: DeployDeps, spec: StackSpec, options: DeployOptions): Promise<StackResult> {
+export async function runStackOperation(
+  deps: DeployDeps,
+  spec: StackSpec,
+  options: DeployOptions,
+): Promise<StackResult> {
   return new StackOperation(deps, spec, options).run();
 }
 
@@ -118,8 +123,6 @@ class StackOperation {
   }
 
   private result(outcome: Outcome, stack: Stack | undefined): StackResult {
-    const outputs: Record<string, string> = {};
-    for (const o of stack?.Outputs ?? []) if (o.OutputKey) outputs[o.OutputKey] = o.OutputValue ?? "";
     return {
       mode: this.options.mode,
       outcome,
@@ -128,7 +131,7 @@ class StackOperation {
       status: stack?.StackStatus,
       changeSet: this.changeSet,
       recreated: this.recreated,
-      outputs,
+      outputs: outputsOf(stack),
       durationMs: this.now() - this.started,
       notes: this.notes,
     };
@@ -231,7 +234,8 @@ class StackOperation {
       if (!stack) return this.result("deleted", undefined);
     }
     const last = await this.deleteAndWait(stack);
-    return this.result("deleted", last);
+    // The outputs the stack had: what it leaves behind (a retained bucket, say) can still be found and cleaned up.
+    return { ...this.result("deleted", last), outputs: outputsOf(stack) };
   }
 
   /** Deletes and waits for DELETE_COMPLETE; returns the last view of the stack (found by id once the name is gone). */
@@ -345,7 +349,8 @@ class StackOperation {
     }
     this.log.info(`the change set has ${changes.length} change(s):`);
     for (const c of changes) {
-      const replace = c.replacement === "True" ? " [REPLACES]" : c.replacement === "Conditional" ? " [may replace]" : "";
+      const replace =
+        c.replacement === "True" ? " [REPLACES]" : c.replacement === "Conditional" ? " [may replace]" : "";
       this.log.info(`  ${c.action.padEnd(6)} ${c.logicalId} (${c.resourceType})${replace}`);
     }
   }
@@ -463,6 +468,12 @@ class StackOperation {
       });
     }
   }
+}
+
+function outputsOf(stack: Stack | undefined): Record<string, string> {
+  const outputs: Record<string, string> = {};
+  for (const o of stack?.Outputs ?? []) if (o.OutputKey) outputs[o.OutputKey] = o.OutputValue ?? "";
+  return outputs;
 }
 
 function toChangeRow(change: Change): ChangeRow[] {

@@ -32,13 +32,17 @@ export async function run(): Promise<void> {
         required: true,
       }) ?? "";
     const mode = inputs.choice<Mode>("mode", ["deploy", "plan", "delete"], "deploy");
-    const template = mode === "delete" ? inputs.optional("template") : inputs.required("template", "a file path or an https:// S3 URL");
+    const template =
+      mode === "delete"
+        ? inputs.optional("template")
+        : inputs.required("template", "a file path or an https:// S3 URL");
     const inline = inputs.keyValues("parameters", PARAMETER_KEY);
     const parametersFile = inputs.optional("parameters-file");
     const inlineTags = inputs.keyValues("tags", TAG_KEY);
     const capabilities = inputs.list("capabilities");
     for (const c of capabilities) {
-      if (!CAPABILITIES.includes(c)) inputs.fail("capabilities", `${JSON.stringify(c)} is not one of ${CAPABILITIES.join(", ")}`);
+      if (!CAPABILITIES.includes(c))
+        inputs.fail("capabilities", `${JSON.stringify(c)} is not one of ${CAPABILITIES.join(", ")}`);
     }
     const roleArn = inputs.matching("role-arn", ROLE_ARN, "an IAM role ARN (arn:aws:iam::<account>:role/<name>)");
     const notificationArns = inputs.list("notification-arns");
@@ -98,7 +102,9 @@ async function resolveTemplate(value: string): Promise<TemplateSource> {
   const fail = (message: string, cause?: unknown) =>
     new DeployError("TEMPLATE_INVALID", `template ${value}: ${message}`, { stackName: "", cause });
   if (/^[a-z0-9]+:\/\//i.test(value)) {
-    throw fail("CloudFormation reads templates from https:// S3 URLs only (use the template-url output of ./actions/publish)");
+    throw fail(
+      "CloudFormation reads templates from https:// S3 URLs only (use the template-url output of ./actions/publish)",
+    );
   }
   const info = await stat(value).catch((cause: unknown) => {
     throw fail("no such file (paths are relative to the workspace; did the checkout step run?)", cause);
@@ -132,8 +138,7 @@ async function publishReport(input: ReportInput, comment: boolean, token: string
   const api: CommentsApi = {
     list: () => octokit.paginate(octokit.rest.issues.listComments, { owner, repo, issue_number: pr, per_page: 100 }),
     create: async (body) => (await octokit.rest.issues.createComment({ owner, repo, issue_number: pr, body })).data,
-    update: async (id, body) =>
-      (await octokit.rest.issues.updateComment({ owner, repo, comment_id: id, body })).data,
+    update: async (id, body) => (await octokit.rest.issues.updateComment({ owner, repo, comment_id: id, body })).data,
   };
   await upsertComment(api, commentMarker(input.stackName), markdown).then(
     ({ action, id }) => core.info(`pull-request comment ${id} ${action}`),

@@ -63,7 +63,9 @@ export function parseEnvironmentFile(file: string, doc: unknown): EnvironmentFil
     for (const [name, raw] of Object.entries(value)) {
       const path = `${section}.${name}`;
       if (!keyPattern.test(name)) {
-        problems.push(`${path}: not a valid ${section === "parameters" ? "parameter name (letters and digits)" : "tag key"}`);
+        problems.push(
+          `${path}: not a valid ${section === "parameters" ? "parameter name (letters and digits)" : "tag key"}`,
+        );
         continue;
       }
       const text = scalarText(raw, section === "parameters");

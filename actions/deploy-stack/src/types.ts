@@ -56,12 +56,7 @@ export interface StackResult {
 }
 
 export type DeployErrorCode =
-  | "TEMPLATE_INVALID"
-  | "CHANGE_SET_FAILED"
-  | "STACK_OPERATION_FAILED"
-  | "STACK_STATE"
-  | "TIMEOUT"
-  | "AWS_CALL_FAILED";
+  "TEMPLATE_INVALID" | "CHANGE_SET_FAILED" | "STACK_OPERATION_FAILED" | "STACK_STATE" | "TIMEOUT" | "AWS_CALL_FAILED";
 
 /**
  * A deploy that did not reach its goal. It carries what was learnt on the way (the change set, the failed resources,

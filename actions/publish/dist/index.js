@@ -60757,10 +60757,13 @@ async function put(s3, options, artifact, key, contentType, logger2) {
     return result;
   }
   if (reason !== "new") {
-    logger2.warn(`${where} exists with ${reason === "checksum-mismatch" ? "other" : "unverifiable"} content; uploading again`, {
-      file: artifact.file,
-      sha256: artifact.sha256
-    });
+    logger2.warn(
+      `${where} exists with ${reason === "checksum-mismatch" ? "other" : "unverifiable"} content; uploading again`,
+      {
+        file: artifact.file,
+        sha256: artifact.sha256
+      }
+    );
   }
   try {
     await s3.send(
@@ -60835,7 +60838,8 @@ function objectUrlFor(options) {
     if (forcePathStyle) return (key) => `${base}/${bucket}/${path6(key)}`;
     return (key) => `${url.protocol}//${bucket}.${url.host}${url.pathname.replace(/\/+$/, "")}/${path6(key)}`;
   }
-  if (forcePathStyle || bucket.includes(".")) return (key) => `https://s3.${region}.${dnsSuffix}/${bucket}/${path6(key)}`;
+  if (forcePathStyle || bucket.includes("."))
+    return (key) => `https://s3.${region}.${dnsSuffix}/${bucket}/${path6(key)}`;
   return (key) => `https://${bucket}.s3.${region}.${dnsSuffix}/${path6(key)}`;
 }
 
@@ -60855,7 +60859,11 @@ async function run() {
     const region = readRegion(inputs, process.env);
     const endpoint = readEndpoint(inputs);
     const forcePathStyle = inputs.boolean("force-path-style", false);
-    const checksums = inputs.choice("checksum-calculation", ["when-supported", "when-required"], "when-supported");
+    const checksums = inputs.choice(
+      "checksum-calculation",
+      ["when-supported", "when-required"],
+      "when-supported"
+    );
     inputs.finish();
     const s3 = new import_client_s32.S3Client({
       region,

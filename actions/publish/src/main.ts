@@ -24,7 +24,11 @@ export async function run(): Promise<void> {
     const region = readRegion(inputs, process.env);
     const endpoint = readEndpoint(inputs);
     const forcePathStyle = inputs.boolean("force-path-style", false);
-    const checksums = inputs.choice("checksum-calculation", ["when-supported", "when-required"] as const, "when-supported");
+    const checksums = inputs.choice(
+      "checksum-calculation",
+      ["when-supported", "when-required"] as const,
+      "when-supported",
+    );
     inputs.finish();
 
     const s3 = new S3Client({

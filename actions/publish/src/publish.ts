@@ -88,7 +88,10 @@ async function readArtifact(file: string): Promise<Artifact> {
     body = await readFile(file);
   } catch (cause) {
     const code = (cause as NodeJS.ErrnoException).code;
-    const hint = code === "ENOENT" ? "no such file (did the build step run in this job, or was its artifact downloaded?)" : String(code);
+    const hint =
+      code === "ENOENT"
+        ? "no such file (did the build step run in this job, or was its artifact downloaded?)"
+        : String(code);
     throw new PublishError("ARTIFACT_UNREADABLE", `cannot read ${file}: ${hint}`, { cause });
   }
   return { file, body, sha256: createHash("sha256").update(body).digest("hex") };
@@ -117,10 +120,13 @@ async function put(
     return result;
   }
   if (reason !== "new") {
-    logger.warn(`${where} exists with ${reason === "checksum-mismatch" ? "other" : "unverifiable"} content; uploading again`, {
-      file: artifact.file,
-      sha256: artifact.sha256,
-    });
+    logger.warn(
+      `${where} exists with ${reason === "checksum-mismatch" ? "other" : "unverifiable"} content; uploading again`,
+      {
+        file: artifact.file,
+        sha256: artifact.sha256,
+      },
+    );
   }
 
   try {
@@ -223,6 +229,7 @@ export function objectUrlFor(options: {
     if (forcePathStyle) return (key) => `${base}/${bucket}/${path(key)}`;
     return (key) => `${url.protocol}//${bucket}.${url.host}${url.pathname.replace(/\/+$/, "")}/${path(key)}`;
   }
-  if (forcePathStyle || bucket.includes(".")) return (key) => `https://s3.${region}.${dnsSuffix}/${bucket}/${path(key)}`;
+  if (forcePathStyle || bucket.includes("."))
+    return (key) => `https://s3.${region}.${dnsSuffix}/${bucket}/${path(key)}`;
   return (key) => `https://${bucket}.s3.${region}.${dnsSuffix}/${path(key)}`;
 }

@@ -160,7 +160,10 @@ function needClient<T>(client: T | undefined, what: string, source: string): T {
   return client;
 }
 
-/** Where to look, how to read it, and the validated result; ConfigNotFoundError says what was looked for and how to fix it. */
+/**
+ * The validated config from `location` (see parseConfigLocation). ConfigNotFoundError says what was looked for and how
+ * to fix it; ConfigError lists every problem in the document.
+ */
 export async function loadConfig(
   location: string,
   clients: ConfigClients = {},

@@ -191,6 +191,11 @@ interface Checked {
   streams: Record<string, StreamConfig>;
 }
 
+/** The dotted path of a field in a stream, quoting odd stream names the way schema issues do. */
+function at(stream: string, ...fields: string[]): string {
+  return formatPath(["streams", stream, ...fields]);
+}
+
 function describeClaim(c: PrefixClaim): string {
   const what = { push: "push source", pull: "pull destination", receipts: "receipts prefix" }[c.kind];
   return `${what} "${c.prefix}" (bucket ${c.bucket})`;
@@ -201,14 +206,14 @@ function pathIssues(checked: Checked, out: ConfigIssue[]): Set<string> {
   const sound = new Set<string>();
   for (const [name, s] of Object.entries(checked.streams)) {
     const prefixes: [string, string | undefined][] = [
-      [`streams.${name}.s3.prefix`, s.s3.prefix],
-      [`streams.${name}.push.from`, s.push?.from],
-      [`streams.${name}.pull.to`, s.pull?.to],
+      [at(name, "s3", "prefix"), s.s3.prefix],
+      [at(name, "push", "from"), s.push?.from],
+      [at(name, "pull", "to"), s.pull?.to],
     ];
     const remotes: [string, string | undefined][] = [
-      [`streams.${name}.push.to`, s.push?.to],
-      [`streams.${name}.pull.from`, s.pull?.from],
-      [`streams.${name}.pull.doneDir`, s.pull?.doneDir],
+      [at(name, "push", "to"), s.push?.to],
+      [at(name, "pull", "from"), s.pull?.from],
+      [at(name, "pull", "doneDir"), s.pull?.doneDir],
     ];
     let ok = true;
     for (const [path, value] of prefixes) {
@@ -225,7 +230,7 @@ function pathIssues(checked: Checked, out: ConfigIssue[]): Set<string> {
       const resolved = doneDir.startsWith("/") ? doneDir : `${normalizeRemoteRoot(from)}/${doneDir}`;
       if (!isRemoteDescendant(from, resolved)) {
         out.push({
-          path: `streams.${name}.pull.doneDir`,
+          path: at(name, "pull", "doneDir"),
           message: `must be a directory inside pull.from (${JSON.stringify(from)}), or archived files would be pulled again or land outside it; use a relative name like ".done"`,
         });
       }
@@ -252,7 +257,7 @@ function overlapIssues(checked: Checked, sound: Set<string>, out: ConfigIssue[])
     for (const push of pushes.filter((p) => claimsOverlap(p, pull))) {
       const whose = push.stream === pull.stream ? "this stream's" : `stream "${push.stream}"'s`;
       out.push({
-        path: `streams.${pull.stream}.pull.to`,
+        path: at(pull.stream, "pull", "to"),
         message: `${describeClaim(pull)} overlaps ${whose} ${describeClaim(push)}: a pulled file would be pushed back out; give them separate prefixes`,
       });
     }
@@ -260,7 +265,7 @@ function overlapIssues(checked: Checked, sound: Set<string>, out: ConfigIssue[])
   pushes.forEach((a, i) => {
     for (const b of pushes.slice(i + 1).filter((p) => claimsOverlap(a, p))) {
       out.push({
-        path: `streams.${b.stream}.push.from`,
+        path: at(b.stream, "push", "from"),
         message: `${describeClaim(b)} overlaps stream "${a.stream}"'s ${describeClaim(a)}: every key must belong to at most one stream`,
       });
     }
@@ -277,10 +282,10 @@ function overlapIssues(checked: Checked, sound: Set<string>, out: ConfigIssue[])
 
 function streamRuleIssues(checked: Checked, options: ValidateOptions, out: ConfigIssue[]): void {
   for (const [name, s] of Object.entries(checked.streams)) {
-    if (!s.push && !s.pull) out.push({ path: `streams.${name}`, message: "a stream needs push, pull or both" });
+    if (!s.push && !s.pull) out.push({ path: at(name), message: "a stream needs push, pull or both" });
     if ("file" in s.sftp.credentials && !options.allowFileCredentials) {
       out.push({
-        path: `streams.${name}.sftp.credentials.file`,
+        path: at(name, "sftp", "credentials", "file"),
         message:
           "credential files are only allowed for the CLI and the local stack; here use secretsManager, ssmParameter or s3Object",
       });
@@ -290,7 +295,7 @@ function streamRuleIssues(checked: Checked, options: ValidateOptions, out: Confi
 
 // ---- salvage and output ---------------------------------------------------------------------------------------------
 
-/** A copy of `value` without the fields zod reported as unknown (already reported), so the rest can still be checked. */
+/** A copy of `value` without the fields zod reported as unknown (reported already), so the rest can be checked. */
 function withoutUnknownFields(value: unknown, base: Path, issues: z.core.$ZodIssue[]): unknown {
   if (!isRecord(value)) return value;
   const copy = structuredClone(value);

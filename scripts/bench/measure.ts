@@ -1,0 +1,130 @@
+// Running one measured process: external tools under GNU time (CPU seconds, peak RSS), the bridge and the SDK upload
+// as a bundled Node child that reports its own figures (see child.ts).
+import { spawn } from "node:child_process";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import path from "node:path";
+import type { ChildJob, ChildResult } from "./child";
+
+export interface Sample {
+  /** Seconds the transfer took (see Measurement notes in docs/benchmarks.md for what is included). */
+  seconds: number;
+  /** CPU seconds (user + system) of the client process and its children. */
+  cpuS: number;
+  /** Peak RSS of the client process (the largest of its processes), MiB. */
+  rssMiB: number;
+  /** Node start-up CPU seconds, for the Node children only (not included in cpuS). */
+  bootCpuS?: number;
+}
+
+const TIME = "/usr/bin/time";
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+function runProcess(
+  command: string,
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {},
+): Promise<Exit> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env: options.env ?? process.env, cwd: options.cwd, stdio: "pipe" });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => (stdout = (stdout + c.toString("utf8")).slice(-100_000)));
+    child.stderr.on("data", (c: Buffer) => (stderr = (stderr + c.toString("utf8")).slice(-20_000)));
+    child.stdin.end();
+    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 30 * 60_000);
+    child.once("error", (err) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot run ${command}: ${err.message}`, { cause: err }));
+    });
+    child.once("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+/** Runs an external client under GNU time; wall time as seen from here (process start-up included). */
+export async function measureCommand(
+  scratch: string,
+  command: string,
+  args: string[],
+  env?: NodeJS.ProcessEnv,
+): Promise<Sample> {
+  const out = path.join(scratch, `time-${process.pid}-${Date.now()}.txt`);
+  const t0 = performance.now();
+  const exit = await runProcess(TIME, ["-f", "%U %S %M", "-o", out, command, ...args], { env });
+  const seconds = (performance.now() - t0) / 1000;
+  const timeText = await readFile(out, "utf8").catch(() => "");
+  await rm(out, { force: true });
+  if (exit.code !== 0) {
+    throw new Error(`${command} ${args.join(" ")} exited ${exit.code ?? exit.signal}\n${exit.stderr.trim()}`);
+  }
+  // GNU time may prefix "Command exited with non-zero status"; the figures are on the last line.
+  const last = timeText.trim().split("\n").pop() ?? "";
+  const [user, sys, maxKiB] = last.split(/\s+/).map(Number);
+  if (![user, sys, maxKiB].every((n) => Number.isFinite(n))) throw new Error(`cannot read GNU time output: ${timeText}`);
+  return { seconds, cpuS: (user as number) + (sys as number), rssMiB: (maxKiB as number) / 1024 };
+}
+
+/** Bundles child.ts once per bench run into node_modules/.cache (so its dependencies resolve from node_modules). */
+export async function buildChild(repoRoot: string): Promise<string> {
+  const { build } = await import("esbuild");
+  const outdir = path.join(repoRoot, "node_modules", ".cache", "s3-sftp-bridge-bench");
+  await mkdir(outdir, { recursive: true });
+  const outfile = path.join(outdir, "child.js");
+  await build({
+    entryPoints: [path.join(__dirname, "child.ts")],
+    outfile,
+    bundle: true,
+    platform: "node",
+    target: "node24",
+    format: "cjs",
+    packages: "external",
+    logLevel: "warning",
+  });
+  return outfile;
+}
+
+export interface NodeChildOptions {
+  scratch: string;
+  script: string;
+  /** Extra flags for node, e.g. --cpu-prof. */
+  nodeArgs?: string[];
+  env?: NodeJS.ProcessEnv;
+}
+
+export async function measureNodeChild(options: NodeChildOptions, job: ChildJob): Promise<Sample & ChildResult> {
+  const jobFile = path.join(options.scratch, `job-${process.pid}-${Date.now()}.json`);
+  await writeFile(jobFile, JSON.stringify(job));
+  try {
+    const exit = await runProcess(process.execPath, [...(options.nodeArgs ?? []), options.script, jobFile], {
+      env: options.env,
+      cwd: options.scratch,
+    });
+    if (exit.code !== 0) throw new Error(`bench child (${job.kind}) exited ${exit.code ?? exit.signal}\n${exit.stderr}`);
+    const line = exit.stdout.trim().split("\n").pop() ?? "";
+    const result = JSON.parse(line) as ChildResult;
+    if (result.failed > 0) {
+      throw new Error(`bench child (${job.kind}): ${result.failed} failed, first: ${result.firstError ?? "?"}`);
+    }
+    return { ...result, seconds: result.elapsedMs / 1000, cpuS: result.cpuS, rssMiB: result.maxRssMiB };
+  } finally {
+    await rm(jobFile, { force: true });
+  }
+}
+
+/** First line of a command's output (versions for the machine facts), or "" when it cannot run. */
+export async function firstLine(command: string, args: string[]): Promise<string> {
+  try {
+    const exit = await runProcess(command, args, { timeoutMs: 10_000 });
+    return (exit.stdout.trim() || exit.stderr.trim()).split("\n")[0] ?? "";
+  } catch {
+    return "";
+  }
+}

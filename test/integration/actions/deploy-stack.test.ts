@@ -1,0 +1,227 @@
+// deploy-stack as the runner runs it: the bundled action in its own process, talking to a CloudFormation stand-in over
+// the real awsQuery protocol (AWS_ENDPOINT_URL_CLOUDFORMATION) and to a GitHub API stand-in (GITHUB_API_URL).
+// CloudFormation itself cannot run here; the behaviour against its answers is covered in test/unit/actions.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startLocalCloudFormation, type LocalCloudFormation } from "../../support/local-cloudformation";
+import { startLocalGitHub, type LocalGitHub } from "../../support/local-github";
+import { runAction } from "./run-action";
+
+const TOKEN = "ghs_localtesttoken0000000000000000000000";
+
+let cfn: LocalCloudFormation;
+let gh: LocalGitHub;
+let work: string;
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), "deploy-stack-test-"));
+  cfn = await startLocalCloudFormation();
+  gh = await startLocalGitHub({ token: TOKEN });
+});
+
+afterAll(async () => {
+  await cfn?.close();
+  await gh?.close();
+  rmSync(work, { recursive: true, force: true });
+});
+
+function template(options: { topicFails?: string; extra?: boolean } = {}): string {
+  const topicMeta = options.topicFails
+    ? `\n    Metadata:\n      LocalCloudFormation:\n        Fail: "${options.topicFails}"`
+    : "";
+  return [
+    "Parameters:",
+    "  Greeting: {Type: String}",
+    "  CodeKey: {Type: String}",
+    "Resources:",
+    "  Queue:",
+    "    Type: AWS::SQS::Queue",
+    "    Properties: {DelaySeconds: 0}",
+    "  Topic:",
+    `    Type: AWS::SNS::Topic${topicMeta}`,
+    ...(options.extra ? ["  Extra:", "    Type: AWS::SQS::Queue"] : []),
+    "Outputs:",
+    "  Greeting:",
+    "    Value: !Ref Greeting",
+    "  CodeKey:",
+    "    Value: !Ref CodeKey",
+    "",
+  ].join("\n");
+}
+
+function files(name: string, body: string) {
+  const templateFile = join(work, `${name}.yaml`);
+  writeFileSync(templateFile, body);
+  const envFile = join(work, `${name}-env.yaml`);
+  writeFileSync(envFile, "parameters:\n  Greeting: hello\n  CodeKey: from-file\ntags:\n  environment: pr\n");
+  return { templateFile, envFile };
+}
+
+function env(pr?: number): Record<string, string> {
+  const event = join(work, `event-${pr ?? "push"}.json`);
+  writeFileSync(event, JSON.stringify(pr ? { pull_request: { number: pr } } : {}));
+  return {
+    AWS_ENDPOINT_URL_CLOUDFORMATION: cfn.endpoint,
+    AWS_REGION: cfn.region,
+    AWS_ACCESS_KEY_ID: "AKIDLOCAL",
+    AWS_SECRET_ACCESS_KEY: "local-secret",
+    GITHUB_API_URL: gh.url,
+    GITHUB_SERVER_URL: "https://github.com",
+    GITHUB_REPOSITORY: "acme/s3-sftp-bridge",
+    GITHUB_EVENT_NAME: pr ? "pull_request" : "push",
+    GITHUB_EVENT_PATH: event,
+    GITHUB_RUN_ID: "4242",
+    GITHUB_RUN_ATTEMPT: "1",
+  };
+}
+
+describe("deploy-stack as a process", () => {
+  it("creates, then finds no changes, then fails on a broken resource, keeping one PR comment up to date", async () => {
+    const stack = "bridge-pr-7";
+    const ok = files("ok", template());
+    const inputs = {
+      "stack-name": stack,
+      template: ok.templateFile,
+      "parameters-file": ok.envFile,
+      parameters: "CodeKey=lambda/abc.zip",
+      "poll-interval-seconds": "0",
+      "github-token": TOKEN,
+    };
+
+    // Reviewers' comments first, so the bot's lands on the second page of the listing (page size 2).
+    for (const body of ["first!", "please add alarms", "done"]) {
+      gh.comments.push({ id: gh.comments.length + 1, issue: 7, body, repo: "acme/s3-sftp-bridge" });
+    }
+
+    const created = await runAction("deploy-stack", inputs, env(7));
+    expect(created.errors).toEqual([]);
+    expect(created.code).toBe(0);
+    expect(created.outputs).toMatchObject({
+      outcome: "created",
+      "stack-status": "CREATE_COMPLETE",
+      changes: "2",
+      // Every stack output, by its own key and as JSON; the inline parameter won over the file's.
+      Greeting: "hello",
+      CodeKey: "lambda/abc.zip",
+    });
+    expect(JSON.parse(created.outputs.outputs!)).toEqual({ Greeting: "hello", CodeKey: "lambda/abc.zip" });
+    expect(created.outputs["change-set-name"]).toMatch(/^gha-4242-1-[a-z0-9]+$/);
+    // Events were streamed into the log while waiting.
+    expect(created.stdout).toMatch(/CREATE_IN_PROGRESS\s+Queue \(AWS::SQS::Queue\)/);
+    expect(created.stdout).toMatch(/CREATE_COMPLETE\s+bridge-pr-7 \(AWS::CloudFormation::Stack\)/);
+    expect(created.summary).toContain("### `bridge-pr-7`: ✅ created");
+    expect(created.summary).toContain("| ➕ Add | Queue | AWS::SQS::Queue | - | - |");
+    expect(cfn.stackByName(stack)?.tags).toEqual({ environment: "pr" });
+    const bot = () => gh.comments.filter((c) => c.body.startsWith("<!-- s3-sftp-bridge/deploy-stack"));
+    expect(gh.comments).toHaveLength(4);
+    expect(bot()[0]!.body).toMatch(
+      /^<!-- s3-sftp-bridge\/deploy-stack stack=bridge-pr-7 -->\n### `bridge-pr-7`: ✅ created/,
+    );
+
+    const unchanged = await runAction("deploy-stack", inputs, env(7));
+    expect(unchanged.code).toBe(0);
+    expect(unchanged.outputs).toMatchObject({ outcome: "no-changes", Greeting: "hello" });
+    expect(gh.comments).toHaveLength(4);
+    expect(bot()[0]!.body).toContain("✅ no changes");
+    expect(gh.requests.some((r) => r.method === "GET" && r.path.includes("page=2"))).toBe(true);
+
+    const broken = files("broken", template({ topicFails: "Topic name is reserved", extra: true }));
+    const failed = await runAction("deploy-stack", { ...inputs, template: broken.templateFile }, env(7));
+    expect(failed.code).toBe(1);
+    expect(failed.outputs).toMatchObject({ outcome: "failed", "stack-status": "UPDATE_ROLLBACK_COMPLETE" });
+    // The failed resource is annotated as it happens, and the step's failure message repeats it with the outcome.
+    expect(failed.errors[0]).toMatch(/UPDATE_FAILED\s+Topic \(AWS::SNS::Topic\): Topic name is reserved$/);
+    expect(failed.errors.at(-1)).toContain("stack bridge-pr-7 update failed: UPDATE_ROLLBACK_COMPLETE");
+    expect(failed.errors.at(-1)).toContain("Topic (AWS::SNS::Topic) UPDATE_FAILED: Topic name is reserved");
+    expect(failed.summary).toContain("| Topic | AWS::SNS::Topic | UPDATE_FAILED | Topic name is reserved |");
+    expect(gh.comments).toHaveLength(4);
+    expect(bot()[0]!.body).toContain("❌ failed");
+    expect(gh.requests.every((r) => r.authorization === `token ${TOKEN}`)).toBe(true);
+    // The token is registered as a secret before anything else is printed, and printed nowhere else.
+    const lines = failed.stdout.split("\n");
+    expect(lines.slice(0, 2)).toContain(`::add-mask::${TOKEN}`);
+    expect(lines.filter((l) => l.includes(TOKEN))).toHaveLength(1);
+  });
+
+  it("plans without executing, then deletes the stack (outside a PR: no comment)", async () => {
+    const stack = "bridge-staging";
+    const f = files("plan", template());
+    const base = { "stack-name": stack, "poll-interval-seconds": "0", "github-token": TOKEN };
+    const commentsBefore = gh.comments.length;
+
+    const plan = await runAction(
+      "deploy-stack",
+      { ...base, mode: "plan", template: f.templateFile, "parameters-file": f.envFile },
+      env(),
+    );
+    expect(plan.code).toBe(0);
+    expect(plan.outputs).toMatchObject({ outcome: "planned", changes: "2", "stack-status": "REVIEW_IN_PROGRESS" });
+    expect(
+      cfn.calls.filter((c) => c.action === "ExecuteChangeSet" && c.params.StackName?.includes(stack)),
+    ).toHaveLength(0);
+    expect(plan.summary).toContain("(2 resource(s) would change)");
+
+    const deleted = await runAction("deploy-stack", { ...base, mode: "delete" }, env());
+    expect(deleted.code).toBe(0);
+    expect(deleted.outputs).toMatchObject({ outcome: "deleted", "stack-status": "DELETE_COMPLETE" });
+    expect(cfn.stackByName(stack)).toBeUndefined();
+
+    const again = await runAction("deploy-stack", { ...base, mode: "delete" }, env());
+    expect(again.outputs.outcome).toBe("absent");
+    expect(gh.comments).toHaveLength(commentsBefore);
+  });
+
+  it("deletes a stack whose creation rolled back and creates it again", async () => {
+    const stack = "bridge-recover";
+    const base = { "stack-name": stack, "poll-interval-seconds": "0" };
+    const broken = files("first-create", template({ topicFails: "Invalid parameter: TopicName" }));
+    const first = await runAction(
+      "deploy-stack",
+      { ...base, template: broken.templateFile, "parameters-file": broken.envFile },
+      env(),
+    );
+    expect(first.code).toBe(1);
+    expect(first.outputs["stack-status"]).toBe("ROLLBACK_COMPLETE");
+    const firstId = cfn.stackByName(stack)!.id;
+
+    const fixed = files("second-create", template());
+    const second = await runAction(
+      "deploy-stack",
+      { ...base, template: fixed.templateFile, "parameters-file": fixed.envFile },
+      env(),
+    );
+    expect(second.errors).toEqual([]);
+    expect(second.outputs).toMatchObject({ outcome: "created", "stack-status": "CREATE_COMPLETE" });
+    expect(second.outputs["stack-id"]).not.toBe(firstId);
+    expect(cfn.stacks.get(firstId)!.status).toBe("DELETE_COMPLETE");
+    expect(second.stdout).toContain("::warning::stack bridge-recover is in ROLLBACK_COMPLETE");
+    expect(second.summary).toContain("it was deleted and created again");
+  });
+
+  it("rejects invalid inputs before calling AWS, naming each", async () => {
+    const callsBefore = cfn.calls.length;
+    const run = await runAction(
+      "deploy-stack",
+      {
+        "stack-name": "1-bad",
+        mode: "apply",
+        capabilities: "CAPABILITY_IAM,CAPABILITY_ROOT",
+        "timeout-minutes": "0",
+        "role-arn": "my-role",
+      },
+      env(),
+    );
+    expect(run.code).toBe(1);
+    expect(run.errors[0]!.split("\n")).toEqual([
+      "6 invalid input(s):",
+      '  stack-name: "1-bad" is not a stack name (a letter, then letters, digits, hyphens; max 128)',
+      '  mode: "apply" is not one of: deploy, plan, delete',
+      "  template: is required: a file path or an https:// S3 URL",
+      '  capabilities: "CAPABILITY_ROOT" is not one of CAPABILITY_IAM, CAPABILITY_NAMED_IAM, CAPABILITY_AUTO_EXPAND',
+      '  role-arn: "my-role" is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)',
+      '  timeout-minutes: "0" is not a whole number between 1 and 1440',
+    ]);
+    expect(cfn.calls.length).toBe(callsBefore);
+  });
+});

@@ -1,0 +1,528 @@
+import { ENV, REQUIRED_ENV } from "../../lambda/env";
+import { parseConfigLocation } from "../../lambda/bridge/config/load";
+import { configSchema, STREAM_NAME } from "../../lambda/bridge/config/schema";
+import { giltLine, type StreamReport } from "../../lambda/bridge/report";
+import { parseCfnYaml, type CfnObject, type CfnTemplate } from "../support/cfn-yaml";
+import { evaluateTemplate, TEST_ACCOUNT, TEST_REGION, type ResolvedTemplate } from "../support/template-eval";
+import {
+  BRIDGE_PARAMS,
+  SFTP_PARAMS,
+  bridge,
+  evalBridge,
+  evalSftpServer,
+  sftpServer,
+} from "../support/template-fixtures";
+import { PSEUDO_PARAMETERS, templateReferences } from "../support/template-refs";
+import { checkAgainstSpec } from "../support/template-spec";
+
+/**
+ * Static checks of the CloudFormation templates (what the stale npm cfn-lint cannot do, see FIELD-NOTES.md), and
+ * behaviour checks: each template evaluated under concrete parameters the way CloudFormation would deploy it.
+ * IAM actions and least privilege are in templates-iam.test.ts.
+ */
+
+const templates: [string, CfnTemplate][] = [
+  ["bridge.yaml", bridge],
+  ["sftp-server.yaml", sftpServer],
+];
+
+describe("cfn-yaml", () => {
+  it("turns every intrinsic short form into its long form", () => {
+    const parsed = parseCfnYaml(`
+Resources:
+  R:
+    Type: X
+    Properties:
+      ref: !Ref P
+      attDot: !GetAtt Res.Attr.Nested
+      attList: !GetAtt [Res, Attr]
+      sub: !Sub "\${AWS::Region}-\${P}"
+      subList: !Sub ["\${A}", { A: !Ref P }]
+      join: !Join ["", [a, b]]
+      select: !Select [0, !GetAZs ""]
+      split: !Split [",", "a,b"]
+      if: !If [C, !Base64 x, !Ref AWS::NoValue]
+      conds: [!Equals [a, b], !Not [!Condition C], !And [!Condition C, !Condition D], !Or [!Condition C, !Condition D]]
+      map: !FindInMap [M, k1, k2]
+      import: !ImportValue exported
+      cidr: !Cidr ["10.0.0.0/16", 4, 8]
+      base64Map: !Base64 { "Fn::Sub": x }
+`);
+    expect(parsed.Resources.R!.Properties).toEqual({
+      ref: { Ref: "P" },
+      attDot: { "Fn::GetAtt": ["Res", "Attr.Nested"] },
+      attList: { "Fn::GetAtt": ["Res", "Attr"] },
+      sub: { "Fn::Sub": "${AWS::Region}-${P}" },
+      subList: { "Fn::Sub": ["${A}", { A: { Ref: "P" } }] },
+      join: { "Fn::Join": ["", ["a", "b"]] },
+      select: { "Fn::Select": [0, { "Fn::GetAZs": "" }] },
+      split: { "Fn::Split": [",", "a,b"] },
+      if: { "Fn::If": ["C", { "Fn::Base64": "x" }, { Ref: "AWS::NoValue" }] },
+      conds: [
+        { "Fn::Equals": ["a", "b"] },
+        { "Fn::Not": [{ Condition: "C" }] },
+        { "Fn::And": [{ Condition: "C" }, { Condition: "D" }] },
+        { "Fn::Or": [{ Condition: "C" }, { Condition: "D" }] },
+      ],
+      map: { "Fn::FindInMap": ["M", "k1", "k2"] },
+      import: { "Fn::ImportValue": "exported" },
+      cidr: { "Fn::Cidr": ["10.0.0.0/16", 4, 8] },
+      base64Map: { "Fn::Base64": { "Fn::Sub": "x" } },
+    });
+  });
+
+  it("rejects unknown tags and duplicate keys", () => {
+    expect(() => parseCfnYaml("a: !NotAFunction x\n")).toThrow(/NotAFunction/);
+    expect(() => parseCfnYaml("a: 1\na: 2\n")).toThrow(/unique|duplicate/i);
+  });
+});
+
+describe.each(templates)("%s: structure", (_name, template) => {
+  const refs = templateReferences(template);
+  const parameters = Object.keys(template.Parameters ?? {});
+  const resources = Object.keys(template.Resources);
+  const conditions = Object.keys(template.Conditions ?? {});
+
+  it("every Ref, GetAtt and Sub target exists, and Conditions/Rules refer to parameters only", () => {
+    const problems = refs
+      .filter((r) => r.kind === "Ref" || r.kind === "GetAtt" || r.kind === "Sub")
+      .filter((r) => {
+        if (r.attribute !== undefined) return !resources.includes(r.target) || r.section === "Conditions";
+        if (PSEUDO_PARAMETERS.has(r.target) || parameters.includes(r.target)) return false;
+        return r.section === "Conditions" || r.section === "Rules" || !resources.includes(r.target);
+      })
+      .map((r) => `${r.path}: ${r.kind} ${r.target}${r.attribute ? "." + r.attribute : ""}`);
+    expect(problems).toEqual([]);
+  });
+
+  it("DependsOn and FindInMap targets exist", () => {
+    const problems = refs.flatMap((r) => {
+      if (r.kind === "DependsOn" && !resources.includes(r.target)) return [`${r.path}: DependsOn ${r.target}`];
+      if (r.kind !== "FindInMap") return [];
+      const map = template.Mappings?.[r.target];
+      if (!map) return [`${r.path}: no mapping ${r.target}`];
+      if (r.keys && map[r.keys[0]]?.[r.keys[1]] === undefined) return [`${r.path}: no ${r.target}.${r.keys.join(".")}`];
+      return [];
+    });
+    expect(problems).toEqual([]);
+  });
+
+  it("every Parameter is documented and used outside Rules", () => {
+    const used = new Set(refs.filter((r) => r.section !== "Rules" && r.attribute === undefined).map((r) => r.target));
+    for (const [name, spec] of Object.entries(template.Parameters ?? {})) {
+      expect([name, typeof spec.Description === "string" && spec.Description.trim().length > 10]).toEqual([name, true]);
+      expect([name, used.has(name)]).toEqual([name, true]);
+    }
+  });
+
+  it("every Output is documented", () => {
+    for (const [name, output] of Object.entries(template.Outputs ?? {})) {
+      expect([name, typeof output.Description === "string" && output.Description.trim().length > 10]).toEqual([
+        name,
+        true,
+      ]);
+      expect(output.Value).toBeDefined();
+    }
+  });
+
+  it("every condition used exists, and every condition defined is used", () => {
+    const used = refs.filter((r) => r.kind === "Condition");
+    expect(used.filter((r) => !conditions.includes(r.target)).map((r) => `${r.path}: ${r.target}`)).toEqual([]);
+    const usedNames = new Set(used.map((r) => r.target));
+    expect(conditions.filter((c) => !usedNames.has(c))).toEqual([]);
+  });
+
+  it("resource types, properties and GetAtt attributes are valid per @aws-cdk/aws-service-spec", () => {
+    expect(checkAgainstSpec(template)).toEqual([]);
+  });
+
+  it("every Parameter's Default satisfies its own constraints (the template deploys with defaults)", () => {
+    const parameters = template === sftpServer ? SFTP_PARAMS : BRIDGE_PARAMS;
+    expect(() => evaluateTemplate(template, { parameters })).not.toThrow();
+  });
+});
+
+describe("spec checker", () => {
+  it("catches a misspelt property, a wrong nested shape, a missing required property and a bad attribute", () => {
+    const broken = parseCfnYaml(`
+Resources:
+  Fn:
+    Type: AWS::Lambda::Function
+    Properties:
+      Runtime: nodejs24.x
+      Handlr: index.handler
+      Code: { S3Bucket: b, S3Keyy: k }
+      MemorySize: lots
+  Q:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: !If [C, 60, many]
+  Nope:
+    Type: AWS::Nothing::Here
+Outputs:
+  O:
+    Value: !GetAtt Fn.NoSuchAttribute
+`);
+    const problems = checkAgainstSpec(broken).join("\n");
+    expect(problems).toMatch(/Fn\.Properties\.Handlr: AWS::Lambda::Function has no property Handlr/);
+    expect(problems).toMatch(/Code\.S3Keyy: Code has no property S3Keyy/);
+    expect(problems).toMatch(/MemorySize: expected a integer/);
+    expect(problems).toMatch(/AWS::Lambda::Function requires Role/);
+    expect(problems).toMatch(/VisibilityTimeout: expected a integer, got "many"/);
+    expect(problems).toMatch(/unknown resource type AWS::Nothing::Here/);
+    expect(problems).toMatch(/has no attribute NoSuchAttribute/);
+  });
+});
+
+// ------------------------------------------------------------------------------------------------ bridge.yaml
+
+function fn(resolved: ResolvedTemplate): CfnObject {
+  return resolved.resources.Function!.Properties;
+}
+
+describe("bridge.yaml: the function", () => {
+  const raw = bridge.Resources.Function!.Properties!;
+
+  it("runs nodejs24.x, index.handler, arm64 by default, code from DeployBucket + CodeKey", () => {
+    expect(raw.Runtime).toBe("nodejs24.x");
+    expect(raw.Handler).toBe("index.handler");
+    expect(raw.Architectures).toEqual([{ Ref: "Architecture" }]);
+    expect(bridge.Parameters!.Architecture).toMatchObject({ Default: "arm64", AllowedValues: ["arm64", "x86_64"] });
+    expect(raw.Code).toEqual({ S3Bucket: { Ref: "DeployBucket" }, S3Key: { Ref: "CodeKey" } });
+    expect(raw.MemorySize).toEqual({ Ref: "MemorySize" });
+    expect(raw.Timeout).toEqual({ Ref: "FunctionTimeout" });
+    const resolved = fn(evalBridge({ DeployBucket: "deploys", CodeKey: "lambda/abc.zip" }));
+    expect(resolved.Code).toEqual({ S3Bucket: "deploys", S3Key: "lambda/abc.zip" });
+    expect(resolved.Architectures).toEqual(["arm64"]);
+  });
+
+  it("sets exactly the environment names of lambda/env.ts", () => {
+    const variables = (raw.Environment as CfnObject).Variables as CfnObject;
+    expect(Object.keys(variables).sort()).toEqual(Object.values(ENV).sort());
+    const resolved = (fn(evalBridge()).Environment as CfnObject).Variables as Record<string, string>;
+    for (const name of REQUIRED_ENV) expect([name, resolved[name]]).toEqual([name, expect.stringMatching(/\S/)]);
+    expect(resolved[ENV.allowFileCredentials]).toBe("false");
+  });
+
+  it("points BRIDGE_CONFIG at the bucket's config key, or at the SSM parameter, as the config loader reads them", () => {
+    const location = (r: ResolvedTemplate) =>
+      String(((fn(r).Environment as CfnObject).Variables as CfnObject)[ENV.config]);
+    const s3 = evalBridge();
+    expect(parseConfigLocation(location(s3))).toEqual({
+      kind: "s3",
+      bucket: s3.resources.Bucket!.ref,
+      key: "_bridge/config.yaml",
+    });
+    // Even a name that looks like a file (".yaml") stays an SSM parameter: the template uses the explicit ssm: form.
+    const ssm = evalBridge({ ConfigParameterName: "/bridge/config.yaml" });
+    expect(parseConfigLocation(location(ssm))).toEqual({ kind: "ssm", name: "/bridge/config.yaml" });
+    expect(ssm.outputs.ConfigLocation).toBe(location(ssm));
+  });
+
+  it("joins a VPC only when subnets are given", () => {
+    expect(fn(evalBridge()).VpcConfig).toBeUndefined();
+    const vpc = evalBridge({ SubnetIds: "subnet-1,subnet-2", SecurityGroupIds: "sg-1" });
+    expect(fn(vpc).VpcConfig).toEqual({ SubnetIds: ["subnet-1", "subnet-2"], SecurityGroupIds: ["sg-1"] });
+    expect(() => evalBridge({ SubnetIds: "subnet-1" })).toThrow(/SecurityGroupIds is required/);
+  });
+
+  it("logs to its own log group with retention, in the Text format the timeout filter expects", () => {
+    const resolved = evalBridge({ LogRetentionDays: "30" });
+    expect(fn(resolved).LoggingConfig).toEqual({ LogGroup: resolved.resources.LogGroup!.ref, LogFormat: "Text" });
+    expect(resolved.resources.LogGroup!.Properties.RetentionInDays).toBe("30");
+  });
+});
+
+describe("bridge.yaml: bucket, queue and event source", () => {
+  const resolved = evalBridge({ PushPrefixes: "psp/outbound/,acme/out/" });
+  const bucket = resolved.resources.Bucket!;
+
+  it("encrypts (SSE-S3 by default, the KMS key when given), versions, and blocks public access", () => {
+    const props = bucket.Properties;
+    expect(props.BucketEncryption).toEqual({
+      ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: "AES256" } }],
+    });
+    expect(props.VersioningConfiguration).toEqual({ Status: "Enabled" });
+    expect(props.PublicAccessBlockConfiguration).toEqual({
+      BlockPublicAcls: true,
+      BlockPublicPolicy: true,
+      IgnorePublicAcls: true,
+      RestrictPublicBuckets: true,
+    });
+    const key = `arn:aws:kms:${TEST_REGION}:${TEST_ACCOUNT}:key/0000-1111`;
+    const kms = evalBridge({ BucketKmsKeyArn: key }).resources.Bucket!.Properties;
+    expect(kms.BucketEncryption).toEqual({
+      ServerSideEncryptionConfiguration: [
+        { ServerSideEncryptionByDefault: { SSEAlgorithm: "aws:kms", KMSMasterKeyID: key }, BucketKeyEnabled: true },
+      ],
+    });
+  });
+
+  it("has a TLS-only bucket policy", () => {
+    const statements = (resolved.resources.BucketPolicy!.Properties.PolicyDocument as CfnObject)
+      .Statement as CfnObject[];
+    expect(statements).toContainEqual(
+      expect.objectContaining({ Effect: "Deny", Condition: { Bool: { "aws:SecureTransport": "false" } } }),
+    );
+  });
+
+  it("names the bucket uniquely per stack, or as given; the queue policy names the same bucket", () => {
+    expect(bucket.ref).toMatch(/^s3-sftp-bridge-[0-9a-f-]{36}$/);
+    const named = evalBridge({ BucketName: "my-bridge" });
+    expect(named.resources.Bucket!.ref).toBe("my-bridge");
+    for (const r of [resolved, named]) {
+      const statements = (r.resources.QueuePolicy!.Properties.PolicyDocument as CfnObject).Statement as CfnObject[];
+      expect(statements[0]!.Condition).toMatchObject({
+        ArnEquals: { "aws:SourceArn": r.resources.Bucket!.attributes.Arn },
+        StringEquals: { "aws:SourceAccount": TEST_ACCOUNT },
+      });
+    }
+  });
+
+  it("notifies the queue for exactly the push prefixes, one filter per prefix, up to 10", () => {
+    const filters = (list: string) => {
+      const r = evalBridge({ PushPrefixes: list });
+      const notifications = r.resources.Bucket!.Properties.NotificationConfiguration as CfnObject;
+      return (notifications.QueueConfigurations as CfnObject[]).map((q) => {
+        expect(q.Queue).toBe(r.resources.Queue!.attributes.Arn);
+        expect(q.Event).toBe("s3:ObjectCreated:*");
+        return ((q.Filter as CfnObject).S3Key as { Rules: { Name: string; Value: string }[] }).Rules;
+      });
+    };
+    expect(filters("")).toEqual([]);
+    expect(filters("psp/outbound/,acme/out/")).toEqual([
+      [{ Name: "prefix", Value: "psp/outbound/" }],
+      [{ Name: "prefix", Value: "acme/out/" }],
+    ]);
+    const ten = Array.from({ length: 10 }, (_, i) => `s${i}/out/`);
+    expect(filters(ten.join(",")).map((rules) => rules[0]!.Value)).toEqual(ten);
+    for (const bad of [[...ten, "s10/out/"].join(","), "a/,,b/", "*", "/abs/", "a/ b/"]) {
+      expect(() => evalBridge({ PushPrefixes: bad })).toThrow(/AllowedPattern/);
+    }
+  });
+
+  it("sets the queue's visibility timeout to at least 6x the function timeout, for every allowed timeout", () => {
+    for (const timeout of bridge.Parameters!.FunctionTimeout!.AllowedValues as number[]) {
+      const r = evalBridge({ FunctionTimeout: String(timeout) });
+      expect(Number(r.resources.Queue!.Properties.VisibilityTimeout)).toBeGreaterThanOrEqual(6 * Number(fn(r).Timeout));
+    }
+  });
+
+  it("sends a message to the dead-letter queue after MaxReceiveCount deliveries", () => {
+    const r = evalBridge({ MaxReceiveCount: "3" });
+    expect(r.resources.Queue!.Properties.RedrivePolicy).toEqual({
+      deadLetterTargetArn: r.resources.DeadLetterQueue!.attributes.Arn,
+      maxReceiveCount: "3",
+    });
+  });
+
+  it("feeds the function from the queue with partial batch failures and a concurrency cap (min 2)", () => {
+    const r = evalBridge({ MaximumConcurrency: "4", BatchSize: "5" });
+    expect(r.resources.QueueEventSource!.Properties).toMatchObject({
+      EventSourceArn: r.resources.Queue!.attributes.Arn,
+      FunctionName: r.resources.Function!.ref,
+      BatchSize: "5",
+      FunctionResponseTypes: ["ReportBatchItemFailures"],
+      ScalingConfig: { MaximumConcurrency: "4" },
+    });
+    expect(bridge.Parameters!.MaximumConcurrency!.MinValue).toBeGreaterThanOrEqual(2);
+    // Batches above 10 messages need a batching window (a Rules assertion, checked before anything is created).
+    expect(() => evalBridge({ BatchSize: "100" })).toThrow(/BatchSize above 10 needs BatchingWindowSeconds/);
+    expect(() => evalBridge({ BatchSize: "100", BatchingWindowSeconds: "5" })).not.toThrow();
+    expect(() => evalBridge({ MaximumConcurrency: "1" })).toThrow(/MinValue/);
+  });
+});
+
+describe("bridge.yaml: pull schedules", () => {
+  it("creates one schedule per non-empty group, whose input names the group's streams", () => {
+    const r = evalBridge({
+      PullStreams1: "psp-merchants,acme",
+      PullSchedule1: "rate(5 minutes)",
+      PullStreams3: "daily_x",
+    });
+    expect(Object.keys(r.resources).filter((id) => r.resources[id]!.Type === "AWS::Scheduler::Schedule")).toEqual([
+      "PullSchedule1Schedule",
+      "PullSchedule3Schedule",
+    ]);
+    const first = r.resources.PullSchedule1Schedule!.Properties;
+    expect(first.ScheduleExpression).toBe("rate(5 minutes)");
+    const target = first.Target as Record<string, string>;
+    expect(JSON.parse(target.Input!)).toEqual({ streams: ["psp-merchants", "acme"] });
+    expect(target.Arn).toBe(r.resources.Function!.attributes.Arn);
+    expect(target.RoleArn).toBe(r.resources.SchedulerRole!.attributes.Arn);
+    const third = r.resources.PullSchedule3Schedule!.Properties.Target as Record<string, string>;
+    expect(JSON.parse(third.Input!)).toEqual({ streams: ["daily_x"] });
+  });
+
+  it("creates no schedule (and no scheduler role) without pull streams, and refuses names that would break the JSON", () => {
+    const r = evalBridge();
+    expect(Object.values(r.resources).filter((res) => res.Type === "AWS::Scheduler::Schedule")).toEqual([]);
+    expect(r.resources.SchedulerRole).toBeUndefined();
+    for (const bad of ['a"b', "a, b", "a,", "../x"]) {
+      expect(() => evalBridge({ PullStreams2: bad })).toThrow(/AllowedPattern/);
+    }
+  });
+});
+
+describe("bridge.yaml: agrees with the stream config schema", () => {
+  it("defaults the receipts prefix to the config's default", () => {
+    expect(bridge.Parameters!.ReceiptsPrefix!.Default).toBe(configSchema.parse({ streams: {} }).receipts.prefix);
+  });
+
+  it("accepts exactly the config's stream names in PullStreams1..3", () => {
+    const name = STREAM_NAME.source.replace(/^\^/, "").replace(/\$$/, "");
+    for (const group of ["PullStreams1", "PullStreams2", "PullStreams3"]) {
+      expect(bridge.Parameters![group]!.AllowedPattern).toBe(`^$|^${name}(,${name})*$`);
+    }
+  });
+});
+
+describe("bridge.yaml: metric filters and alarms", () => {
+  const topic = `arn:aws:sns:${TEST_REGION}:${TEST_ACCOUNT}:bridge-alarms`;
+  const r = evalBridge({ AlarmTopicArn: topic });
+  const ofType = (type: string) => Object.entries(r.resources).filter(([, res]) => res.Type === type);
+  const filters = ofType("AWS::Logs::MetricFilter").map(
+    ([id, res]) => ({ ...res.Properties, id }) as CfnObject & { id: string },
+  );
+  const alarms = Object.fromEntries(ofType("AWS::CloudWatch::Alarm").map(([id, res]) => [id, res.Properties]));
+  const logMetrics = new Set(
+    filters.flatMap((f) => (f.MetricTransformations as CfnObject[]).map((m) => `${m.MetricNamespace}/${m.MetricName}`)),
+  );
+
+  it("puts every metric filter on the function's log group", () => {
+    for (const f of filters) expect([f.id, f.LogGroupName]).toEqual([f.id, r.resources.LogGroup!.ref]);
+  });
+
+  it("counts files moved from the gilt line report.ts writes, in both directions and both log forms", () => {
+    const line = (direction: "push" | "pull") =>
+      giltLine({ stream: "s", direction, files: 3 } as StreamReport).replace("[s]: Moved 3 ", "");
+    for (const [direction, metric] of [
+      ["push", "FilesMovedS3ToSftp"],
+      ["pull", "FilesMovedSftpToS3"],
+    ] as const) {
+      const feeding = filters.filter((f) => (f.MetricTransformations as CfnObject[])[0]!.MetricName === metric);
+      const json = feeding.find((f) => String(f.FilterPattern).startsWith("{"))!;
+      expect(json.FilterPattern).toContain(`$.message = "*${line(direction)}"`);
+      expect((json.MetricTransformations as CfnObject[])[0]!.MetricValue).toBe("$.files");
+      const text = feeding.find((f) => String(f.FilterPattern).startsWith("["))!;
+      const words = line(direction).split(" ");
+      expect(text.FilterPattern).toContain(`moved = Moved, count, unit = ${words[0]}, from = ${words[1]}`);
+      expect(text.FilterPattern).toContain(`source = ${words[2]}, to = ${words[3]}, destination = ${words[4]}]`);
+      expect((text.MetricTransformations as CfnObject[])[0]!.MetricValue).toBe("$count");
+    }
+  });
+
+  it("alarms on errors, timeouts, connection timeouts, the dead-letter queue and a missing heartbeat", () => {
+    const logAlarm = (id: string, metric: string) => {
+      const alarm = alarms[id]!;
+      expect([id, logMetrics.has(`${alarm.Namespace}/${alarm.MetricName}`)]).toEqual([id, true]);
+      expect(alarm.MetricName).toBe(metric);
+    };
+    logAlarm("ErrorsAlarm", "ErrorLines");
+    logAlarm("TimeoutsAlarm", "Timeouts");
+    logAlarm("ConnectionTimeoutsAlarm", "ConnectionTimeouts");
+    expect(filters.find((f) => f.id === "ErrorLinesFilter")!.FilterPattern).toBe('{ $.level = "ERROR" }');
+    expect(filters.find((f) => f.id === "TimeoutsFilter")!.FilterPattern).toBe('"Task timed out"');
+    expect(alarms.DeadLetterQueueAlarm).toMatchObject({
+      Namespace: "AWS/SQS",
+      MetricName: "ApproximateNumberOfMessagesVisible",
+      Dimensions: [{ Name: "QueueName", Value: r.resources.DeadLetterQueue!.attributes.QueueName }],
+      Threshold: 0,
+      ComparisonOperator: "GreaterThanThreshold",
+    });
+    const heartbeat = alarms.HeartbeatAlarm!;
+    // CloudWatch caps an alarm's evaluation range at 7 days for periods of an hour or more.
+    expect(Number(bridge.Parameters!.HeartbeatHours!.MaxValue) * 3600).toBeLessThanOrEqual(7 * 24 * 3600);
+    expect(heartbeat).toMatchObject({ TreatMissingData: "breaching", ComparisonOperator: "LessThanThreshold" });
+    expect(heartbeat.EvaluationPeriods).toBe("24");
+    for (const m of (heartbeat.Metrics as CfnObject[]).filter((x) => x.MetricStat)) {
+      const metric = (m.MetricStat as CfnObject).Metric as CfnObject;
+      expect(logMetrics.has(`${metric.Namespace}/${metric.MetricName}`)).toBe(true);
+    }
+  });
+
+  it("notifies the SNS topic when one is given, and nobody otherwise; HeartbeatHours 0 drops the heartbeat", () => {
+    for (const [id, alarm] of Object.entries(alarms)) expect([id, alarm.AlarmActions]).toEqual([id, [topic]]);
+    const quiet = evalBridge({ HeartbeatHours: "0" });
+    expect(quiet.resources.HeartbeatAlarm).toBeUndefined();
+    for (const res of Object.values(quiet.resources).filter((x) => x.Type === "AWS::CloudWatch::Alarm")) {
+      expect(res.Properties.AlarmActions).toBeUndefined();
+    }
+  });
+});
+
+describe("bridge.yaml: parameters", () => {
+  it("groups every parameter exactly once in the console interface", () => {
+    const groups = ((bridge.Metadata!["AWS::CloudFormation::Interface"] as CfnObject).ParameterGroups as CfnObject[])
+      .flatMap((g) => g.Parameters as string[])
+      .sort();
+    expect(groups).toEqual(Object.keys(bridge.Parameters!).sort());
+  });
+
+  it("outputs the bucket, function name and ARN, queue URLs and log group", () => {
+    const outputs = evalBridge().outputs;
+    expect(Object.keys(outputs)).toEqual(
+      expect.arrayContaining([
+        "BucketName",
+        "FunctionName",
+        "FunctionArn",
+        "QueueUrl",
+        "DeadLetterQueueUrl",
+        "LogGroupName",
+      ]),
+    );
+    expect(outputs.QueueUrl).toMatch(/^https:\/\/sqs\./);
+  });
+});
+
+// ------------------------------------------------------------------------------------------------ sftp-server.yaml
+
+describe("sftp-server.yaml", () => {
+  const r = evalSftpServer();
+  const bucket = r.resources.Bucket!;
+
+  it("runs an SFTP-only, service-managed Transfer Family server backed by S3, with a logging role", () => {
+    expect(r.resources.Server!.Properties).toMatchObject({
+      Domain: "S3",
+      Protocols: ["SFTP"],
+      IdentityProviderType: "SERVICE_MANAGED",
+      LoggingRole: r.resources.LoggingRole!.attributes.Arn,
+    });
+  });
+
+  it("encrypts the bucket at rest and blocks public access", () => {
+    expect(bucket.Properties.BucketEncryption).toEqual({
+      ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: "AES256" } }],
+    });
+    expect(bucket.Properties.PublicAccessBlockConfiguration).toMatchObject({
+      BlockPublicPolicy: true,
+      RestrictPublicBuckets: true,
+    });
+  });
+
+  it("chroots the test user to its home directory and gives it the SSH key", () => {
+    const user = r.resources.User!.Properties;
+    expect(user).toMatchObject({
+      UserName: "bridge-smoke",
+      HomeDirectoryType: "LOGICAL",
+      HomeDirectoryMappings: [{ Entry: "/", Target: `/${bucket.ref}/home/bridge-smoke` }],
+      SshPublicKeys: [SFTP_PARAMS.UserPublicKey],
+    });
+    expect(() => JSON.parse(String(user.Policy))).not.toThrow();
+    expect(String(user.Policy).length).toBeLessThanOrEqual(2048);
+  });
+
+  it("outputs what the smoke test needs: endpoint, user name and home path", () => {
+    const serverId = r.resources.Server!.attributes.ServerId;
+    expect(r.outputs).toMatchObject({
+      Endpoint: `${serverId}.server.transfer.${TEST_REGION}.amazonaws.com`,
+      UserName: "bridge-smoke",
+      HomePath: "/",
+      HomeS3Uri: `s3://${bucket.ref}/home/bridge-smoke/`,
+    });
+  });
+
+  it("refuses a malformed public key", () => {
+    expect(() => evalSftpServer({ UserPublicKey: "not a key" })).toThrow(/AllowedPattern/);
+  });
+});
