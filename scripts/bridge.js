@@ -1,8 +1,24 @@
 #!/usr/bin/env node
 "use strict";
-// The `bridge` command (package.json "bin"). The CLI is TypeScript run through @swc-node/register, as `npm start`
-// runs the local stack: nothing to build first. Its code is scripts/cli/main.ts.
-require("@swc-node/register");
+// The `bridge` command (package.json "bin"); its code is scripts/cli/main.ts, compiled on load by SWC as Jest and
+// `npm start` do, so there is nothing to build first. A direct require hook on @swc/core rather than
+// @swc-node/register: that one loads the TypeScript compiler to read tsconfig.json, which tripled the start-up time
+// of every command (2.4 s -> 0.7 s).
+const fs = require("node:fs");
+const swc = require("@swc/core");
+
+require.extensions[".ts"] = (module, filename) => {
+  const { code } = swc.transformSync(fs.readFileSync(filename, "utf8"), {
+    filename,
+    sourceMaps: "inline",
+    jsc: { parser: { syntax: "typescript" }, target: "es2023" },
+    module: { type: "commonjs" },
+  });
+  module._compile(code, filename);
+};
+// --debug stack traces then point at TypeScript lines.
+process.setSourceMapsEnabled(true);
+
 const { main } = require("./cli/main.ts");
 
 const io = {

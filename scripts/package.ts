@@ -192,7 +192,9 @@ export async function bundleHandler(root = ROOT): Promise<{ entries: PackageEntr
   const result = await build(esbuildOptions(root));
   if (result.warnings.length) {
     // A warning here (a dynamic require, import.meta under CommonJS...) is a runtime failure in Lambda: stop.
-    const text = result.warnings.map((w) => `  ${w.text}${w.location ? ` (${w.location.file}:${w.location.line})` : ""}`);
+    const text = result.warnings.map(
+      (w) => `  ${w.text}${w.location ? ` (${w.location.file}:${w.location.line})` : ""}`,
+    );
     throw new Error(`esbuild warned while bundling ${ENTRY}:\n${text.join("\n")}`);
   }
   checkExternals(result.metafile);
@@ -205,7 +207,8 @@ export async function bundleHandler(root = ROOT): Promise<{ entries: PackageEntr
     ["index.js", js],
     ["index.js.map", map],
   ] as const) {
-    if (data.includes(root)) throw new Error(`${name} contains the build directory ${root}: the zip would not be reproducible`);
+    if (data.includes(root))
+      throw new Error(`${name} contains the build directory ${root}: the zip would not be reproducible`);
   }
   const notices = Buffer.from(thirdPartyNotices(result.metafile, root), "utf8");
   return {

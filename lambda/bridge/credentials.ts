@@ -174,7 +174,8 @@ class Fetcher {
         s3Object: "upload the object",
         file: "create the file",
       }[r.kind];
-      return this.notFound(r, stream, `not found (${name})`, `${create} in this account and region`, err);
+      const where = r.kind === "file" ? "" : " in this account and region";
+      return this.notFound(r, stream, `not found (${name})`, `${create}${where}`, err);
     }
     if (name === "AccessDeniedException" || name === "AccessDenied" || status === 403 || name === "EACCES") {
       const action = {

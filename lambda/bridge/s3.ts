@@ -1,19 +1,24 @@
 import {
+  AbortMultipartUploadCommand,
+  ChecksumAlgorithm,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
+  UploadPartCommand,
+  type CompletedPart,
   type S3Client,
 } from "@aws-sdk/client-s3";
-import { Upload } from "@aws-sdk/lib-storage";
 import type { Readable } from "node:stream";
 import { BridgeError, S3Error, type ErrorContext } from "./errors";
 
 /**
  * The S3 endpoint: the handful of object operations the engine performs, each wrapping SDK errors once into an
- * S3Error that names the operation and the object. Uploads go through lib-storage so large files stream as multipart
- * with bounded memory (partSize x queueSize).
+ * S3Error that names the operation and the object. Uploads stream as multipart with bounded memory (partSize x
+ * (queueSize + 1), in part buffers reused for the whole upload).
  */
 
 export interface S3ObjectInfo {
@@ -120,24 +125,107 @@ export class S3Endpoint {
     }
   }
 
-  /** Streams `body` into the object; S3 shows the object only once the upload completes, never a partial one. */
+  /**
+   * Streams `body` into the object; S3 shows the object only once the upload completes, never a partial one. What
+   * lib-storage's Upload does (one PutObject when the body fits in a part, else multipart with `queueSize` parts in
+   * flight, aborted on failure), without its per-part Buffer.concat into fresh 8 MiB buffers: bytes are copied once
+   * into at most queueSize + 1 part buffers that are reused for the whole upload (docs/benchmarks.md: CPU and RSS).
+   */
   async upload(bucket: string, key: string, body: Readable, options: S3UploadOptions = {}): Promise<{ eTag?: string }> {
-    const upload = new Upload({
-      client: this.client,
-      params: { Bucket: bucket, Key: key, Body: body, Metadata: options.metadata, ContentType: options.contentType },
-      partSize: options.partSize ?? DEFAULT_PART_SIZE,
-      queueSize: options.queueSize ?? DEFAULT_QUEUE_SIZE,
-      leavePartsOnError: false,
-    });
+    const partSize = options.partSize ?? DEFAULT_PART_SIZE;
+    const queueSize = Math.max(1, options.queueSize ?? DEFAULT_QUEUE_SIZE);
+    const params = { Bucket: bucket, Key: key, Metadata: options.metadata, ContentType: options.contentType };
+    let uploadId: string | undefined;
     try {
-      const out = await upload.done();
+      const parts = new PartAssembler(partSize);
+      const uploads = new Set<Promise<void>>();
+      const completed: CompletedPart[] = [];
+      let failure: unknown;
+      let create: Promise<string> | undefined;
+      const startPart = (data: Buffer, release: () => void, partNumber: number) => {
+        create ??= this.createMultipart(params).then((id) => (uploadId = id));
+        const sending: Promise<void> = create
+          .then((id) =>
+            this.client.send(
+              new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: id, PartNumber: partNumber, Body: data }),
+            ),
+          )
+          .then((out) => {
+            if (!out.ETag) throw new Error(`part ${partNumber} came back without an ETag`);
+            completed.push({ PartNumber: partNumber, ETag: out.ETag, ...partChecksums(out) });
+          })
+          .catch((err: unknown) => {
+            failure ??= err;
+          })
+          .finally(() => {
+            release();
+            uploads.delete(sending);
+          });
+        uploads.add(sending);
+      };
+
+      let partNumber = 0;
+      for await (const chunk of body) {
+        parts.add(chunk as Buffer);
+        while (parts.full()) {
+          // Backpressure: with queueSize parts on their way, wait before filling another buffer.
+          while (uploads.size >= queueSize && failure === undefined) await Promise.race(uploads);
+          if (failure !== undefined) throw failure;
+          const { data, release } = parts.take();
+          startPart(data, release, ++partNumber);
+        }
+      }
+      if (partNumber === 0) {
+        // Everything fitted in one part: a single PutObject, as lib-storage does.
+        const out = await this.client.send(new PutObjectCommand({ ...params, Body: parts.rest() }));
+        return { eTag: out.ETag };
+      }
+      const last = parts.rest();
+      if (last.length > 0) startPart(last, () => undefined, ++partNumber);
+      while (uploads.size > 0) await Promise.race(uploads);
+      if (failure !== undefined) throw failure;
+      completed.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
+      const out = await this.client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: bucket,
+          Key: key,
+          UploadId: uploadId,
+          MultipartUpload: { Parts: completed },
+        }),
+      );
       return { eTag: out.ETag };
     } catch (err) {
       body.destroy();
+      if (uploadId !== undefined) {
+        // Not every S3 implements it (s3rver answers 405); the parts then expire with the bucket's lifecycle rules.
+        await this.client
+          .send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }))
+          .catch(() => undefined);
+      }
       // A failure of the body (the SFTP side of a pull) is not an S3 problem; keep its own error.
       if (err instanceof BridgeError) throw err;
       throw s3Error("PutObject", bucket, key, err);
     }
+  }
+
+  private async createMultipart(params: {
+    Bucket: string;
+    Key: string;
+    Metadata?: Record<string, string>;
+    ContentType?: string;
+  }): Promise<string> {
+    // As lib-storage: where the client computes checksums for every request, ask for CRC32 parts explicitly.
+    const checksums = await (
+      this.client.config as { requestChecksumCalculation?: () => Promise<string> }
+    ).requestChecksumCalculation?.();
+    const out = await this.client.send(
+      new CreateMultipartUploadCommand({
+        ...params,
+        ...(checksums === "WHEN_SUPPORTED" ? { ChecksumAlgorithm: ChecksumAlgorithm.CRC32 } : {}),
+      }),
+    );
+    if (!out.UploadId) throw new Error("CreateMultipartUpload returned no UploadId");
+    return out.UploadId;
   }
 
   async delete(bucket: string, key: string, versionId?: string): Promise<void> {
@@ -165,5 +253,67 @@ export class S3Endpoint {
       }
       token = out.IsTruncated ? out.NextContinuationToken : undefined;
     } while (token);
+  }
+}
+
+function partChecksums(out: {
+  ChecksumCRC32?: string;
+  ChecksumCRC32C?: string;
+  ChecksumCRC64NVME?: string;
+  ChecksumSHA1?: string;
+  ChecksumSHA256?: string;
+}): Partial<CompletedPart> {
+  const picked: Partial<CompletedPart> = {};
+  if (out.ChecksumCRC32) picked.ChecksumCRC32 = out.ChecksumCRC32;
+  if (out.ChecksumCRC32C) picked.ChecksumCRC32C = out.ChecksumCRC32C;
+  if (out.ChecksumCRC64NVME) picked.ChecksumCRC64NVME = out.ChecksumCRC64NVME;
+  if (out.ChecksumSHA1) picked.ChecksumSHA1 = out.ChecksumSHA1;
+  if (out.ChecksumSHA256) picked.ChecksumSHA256 = out.ChecksumSHA256;
+  return picked;
+}
+
+/**
+ * Cuts a stream of chunks into parts of exactly `partSize` bytes. Chunks are only referenced until a part is full;
+ * then they are copied once into a part buffer from a small pool, which comes back when that part is uploaded.
+ */
+class PartAssembler {
+  private chunks: Buffer[] = [];
+  private length = 0;
+  private readonly pool: Buffer[] = [];
+
+  constructor(private readonly partSize: number) {}
+
+  add(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.length += chunk.length;
+  }
+
+  full(): boolean {
+    return this.length >= this.partSize;
+  }
+
+  /** The next full part, and the function that returns its buffer to the pool. */
+  take(): { data: Buffer; release: () => void } {
+    const buffer = this.pool.pop() ?? Buffer.allocUnsafeSlow(this.partSize);
+    let filled = 0;
+    while (filled < this.partSize) {
+      const chunk = this.chunks[0] as Buffer;
+      const n = Math.min(chunk.length, this.partSize - filled);
+      chunk.copy(buffer, filled, 0, n);
+      filled += n;
+      if (n === chunk.length) this.chunks.shift();
+      else this.chunks[0] = chunk.subarray(n);
+    }
+    this.length -= this.partSize;
+    return { data: buffer, release: () => this.pool.push(buffer) };
+  }
+
+  /** Whatever is left (less than a part), as one buffer. */
+  rest(): Buffer {
+    const rest = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks, this.length);
+    this.chunks = [];
+    this.length = 0;
+    return rest;
   }
 }

@@ -34,6 +34,8 @@ export interface CaseOptions {
   childScript: string;
   /** Extra node flags for the bridge child (e.g. --cpu-prof). */
   bridgeNodeArgs: string[];
+  /** Node binary for the bridge children (default: the one running the bench). */
+  bridgeNode?: string;
   /** sftp.concurrency for the bridge's streams; undefined keeps the config default. */
   concurrency?: number;
 }
@@ -124,7 +126,7 @@ export async function makeCases(env: BenchEnv, options: CaseOptions): Promise<Ca
     const receipts = `run-${index}-${Date.now()}/`;
     try {
       return await measureNodeChild(
-        { scratch: env.dir, script: options.childScript, nodeArgs: options.bridgeNodeArgs },
+        { scratch: env.dir, script: options.childScript, nodeArgs: options.bridgeNodeArgs, node: options.bridgeNode },
         job(receipts),
       );
     } finally {

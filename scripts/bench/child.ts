@@ -42,6 +42,10 @@ export interface ChildResult {
   failed: number;
   skipped: number;
   firstError?: string;
+  /** Resident set after start-up and module loading, before the transfer, MiB. */
+  bootRssMiB: number;
+  /** Peaks sampled every 50 ms during the transfer (MiB): where the memory went. */
+  peaks: { heapUsed: number; external: number; arrayBuffers: number };
 }
 
 const cpuSeconds = () => {
@@ -72,8 +76,28 @@ function summarise(report: RunReport): Pick<ChildResult, "files" | "bytes" | "fa
   };
 }
 
+function sampleMemory(): { stop(): ChildResult["peaks"] } {
+  const peaks = { heapUsed: 0, external: 0, arrayBuffers: 0 };
+  const sample = () => {
+    const m = process.memoryUsage();
+    peaks.heapUsed = Math.max(peaks.heapUsed, m.heapUsed / 2 ** 20);
+    peaks.external = Math.max(peaks.external, m.external / 2 ** 20);
+    peaks.arrayBuffers = Math.max(peaks.arrayBuffers, m.arrayBuffers / 2 ** 20);
+  };
+  const timer = setInterval(sample, 50);
+  return {
+    stop() {
+      clearInterval(timer);
+      sample();
+      return peaks;
+    },
+  };
+}
+
 async function run(job: ChildJob): Promise<ChildResult> {
   const client = s3Client(job.s3);
+  const bootRssMiB = process.resourceUsage().maxRSS / 1024;
+  const memory = sampleMemory();
   const bootCpuS = cpuSeconds();
   const cpu0 = bootCpuS;
   const t0 = performance.now();
@@ -99,8 +123,17 @@ async function run(job: ChildJob): Promise<ChildResult> {
   }
   const elapsedMs = performance.now() - t0;
   const cpuS = cpuSeconds() - cpu0;
+  const peaks = memory.stop();
   client.destroy();
-  return { elapsedMs, cpuS, bootCpuS, maxRssMiB: process.resourceUsage().maxRSS / 1024, ...outcome };
+  return {
+    elapsedMs,
+    cpuS,
+    bootCpuS,
+    bootRssMiB,
+    peaks,
+    maxRssMiB: process.resourceUsage().maxRSS / 1024,
+    ...outcome,
+  };
 }
 
 if (require.main === module) {

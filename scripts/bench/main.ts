@@ -20,6 +20,8 @@ const HELP = `npm run bench -- [options]
   --only <a,b>        only cases whose id contains one of these (e.g. s3-sftp-large, bridge, rclone)
   --concurrency <n>   sftp.concurrency for the bridge (default: the config default)
   --profile           write V8 CPU profiles of the bridge children to bench-profiles/
+  --node-args <flags> extra flags for the bridge's node process (e.g. "--max-semi-space-size=2")
+  --node <path>       run the bridge children with another node binary (default: this one)
   --out <file>        document to update (default docs/benchmarks.md)
   --write / --no-write  update the document or not (default: write unless --quick)`;
 
@@ -41,6 +43,8 @@ async function main(): Promise<void> {
       only: { type: "string" },
       concurrency: { type: "string" },
       profile: { type: "boolean", default: false },
+      "node-args": { type: "string" },
+      node: { type: "string" },
       out: { type: "string", default: "docs/benchmarks.md" },
       write: { type: "boolean" },
       "no-write": { type: "boolean" },
@@ -74,7 +78,11 @@ async function main(): Promise<void> {
     const cases = (
       await makeCases(env, {
         childScript,
-        bridgeNodeArgs: values.profile ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [],
+        bridgeNodeArgs: [
+          ...(values.profile ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []),
+          ...(values["node-args"]?.split(/\s+/).filter(Boolean) ?? []),
+        ],
+        bridgeNode: values.node,
         concurrency,
       })
     ).filter((c) => !only || only.some((o) => c.id.includes(o)));
@@ -88,7 +96,8 @@ async function main(): Promise<void> {
         result.samples.push(sample);
         log(
           `  ${((c.bytes / 1e6) / sample.seconds).toFixed(1)} MB/s, ${(c.files / sample.seconds).toFixed(1)} files/s, ` +
-            `${sample.cpuS.toFixed(2)} CPU s, ${sample.rssMiB.toFixed(0)} MiB`,
+            `${sample.cpuS.toFixed(2)} CPU s, ${sample.rssMiB.toFixed(0)} MiB` +
+            (sample.detail ? ` (${sample.detail})` : ""),
         );
       }
     }

@@ -14,6 +14,10 @@ export interface Sample {
   rssMiB: number;
   /** Node start-up CPU seconds, for the Node children only (not included in cpuS). */
   bootCpuS?: number;
+  /** Resident set after start-up, for the Node children only. */
+  bootRssMiB?: number;
+  /** Free text for the progress log (memory peaks of the Node children). */
+  detail?: string;
 }
 
 const TIME = "/usr/bin/time";
@@ -96,6 +100,8 @@ export interface NodeChildOptions {
   script: string;
   /** Extra flags for node, e.g. --cpu-prof. */
   nodeArgs?: string[];
+  /** Another node binary (default: the one running the bench). */
+  node?: string;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -103,7 +109,7 @@ export async function measureNodeChild(options: NodeChildOptions, job: ChildJob)
   const jobFile = path.join(options.scratch, `job-${process.pid}-${Date.now()}.json`);
   await writeFile(jobFile, JSON.stringify(job));
   try {
-    const exit = await runProcess(process.execPath, [...(options.nodeArgs ?? []), options.script, jobFile], {
+    const exit = await runProcess(options.node ?? process.execPath, [...(options.nodeArgs ?? []), options.script, jobFile], {
       env: options.env,
       cwd: options.scratch,
     });
@@ -113,7 +119,16 @@ export async function measureNodeChild(options: NodeChildOptions, job: ChildJob)
     if (result.failed > 0) {
       throw new Error(`bench child (${job.kind}): ${result.failed} failed, first: ${result.firstError ?? "?"}`);
     }
-    return { ...result, seconds: result.elapsedMs / 1000, cpuS: result.cpuS, rssMiB: result.maxRssMiB };
+    const p = result.peaks;
+    return {
+      ...result,
+      seconds: result.elapsedMs / 1000,
+      cpuS: result.cpuS,
+      rssMiB: result.maxRssMiB,
+      detail:
+        `boot ${result.bootRssMiB.toFixed(0)} MiB RSS / ${result.bootCpuS.toFixed(2)} CPU s; peaks: heap ` +
+        `${p.heapUsed.toFixed(0)}, external ${p.external.toFixed(0)}, array buffers ${p.arrayBuffers.toFixed(0)} MiB`,
+    };
   } finally {
     await rm(jobFile, { force: true });
   }

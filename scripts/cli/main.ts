@@ -105,7 +105,13 @@ function version(): string {
 
 /** The command word and the arguments around it; global options may come before it. */
 function splitCommand(argv: string[]): { name?: string; rest: string[] } {
-  const { tokens } = parseArgs({ args: argv, options: GLOBAL_OPTIONS, strict: false, allowPositionals: true, tokens: true });
+  const { tokens } = parseArgs({
+    args: argv,
+    options: GLOBAL_OPTIONS,
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
   const first = tokens.find((t) => t.kind === "positional");
   if (!first) return { rest: argv };
   return { name: first.value, rest: argv.filter((_, i) => i !== first.index) };
@@ -115,7 +121,9 @@ function parse(command: string, spec: Command, args: string[]) {
   try {
     return parseArgs({ args, options: { ...GLOBAL_OPTIONS, ...spec.options }, allowPositionals: true, strict: true });
   } catch (err) {
-    throw new UsageError(`${(err as Error).message.split("\n")[0]}; see "bridge ${command} --help"`);
+    // Node's wording goes on about positionals that start with "-"; the first sentence is the useful part.
+    const first = (err as Error).message.split(/\.\s/)[0]?.replace(/\.$/, "");
+    throw new UsageError(`${first}; see "bridge ${command} --help"`);
   }
 }
 

@@ -32,7 +32,8 @@ export function parseSince(value: string, now = Date.now()): Date {
     return new Date(now - Number(age[1]) * unit);
   }
   const t = Date.parse(value);
-  if (Number.isNaN(t)) throw new UsageError(`--since ${JSON.stringify(value)}: give an ISO date/time or an age like 24h`);
+  if (Number.isNaN(t))
+    throw new UsageError(`--since ${JSON.stringify(value)}: give an ISO date/time or an age like 24h`);
   return new Date(t);
 }
 
@@ -76,7 +77,9 @@ export async function receiptsCommand(
   const opened = await openConfig(globals, io);
   const stream = requireStream(opened.config, name);
   if (!opened.config.receipts.enabled) {
-    throw new UsageError(`receipts are turned off in ${opened.location} (receipts.enabled: false); nothing was recorded`);
+    throw new UsageError(
+      `receipts are turned off in ${opened.location} (receipts.enabled: false); nothing was recorded`,
+    );
   }
   const store = bridgeFor(opened, cliLogger(io, globals.debug)).context.receipts;
   const directions = (options.direction ? [options.direction] : ["push", "pull"]) as Direction[];
@@ -104,7 +107,9 @@ export async function receiptsCommand(
         `${size(r.bytes)}  sha256 ${sha}  ${r.trigger ?? "event"}${r.attempt > 1 ? ` (attempt ${r.attempt})` : ""}`,
     );
   }
-  const where = [options.key && `for ${options.key}`, since && `since ${since.toISOString()}`].filter(Boolean).join(" ");
+  const where = [options.key && `for ${options.key}`, since && `since ${since.toISOString()}`]
+    .filter(Boolean)
+    .join(" ");
   io.out(`${plural(found.length, "receipt")} for stream ${name}${where ? ` ${where}` : ""}`);
   return 0;
 }

@@ -115,7 +115,11 @@ export function bridgeFor(opened: Opened, logger: Logger): Bridge {
 }
 
 /** Engine log lines as JSON on stderr with --debug; otherwise only `onEntry` sees them. */
-export function cliLogger(io: Io, debug: boolean | undefined, onEntry?: (message: string, fields: LogFields) => void): Logger {
+export function cliLogger(
+  io: Io,
+  debug: boolean | undefined,
+  onEntry?: (message: string, fields: LogFields) => void,
+): Logger {
   const json = debug ? jsonLogger((l) => io.err(l), "debug") : undefined;
   const entry = (level: keyof Logger) => (message: string, fields?: LogFields) => {
     json?.[level](message, fields);
@@ -131,6 +135,6 @@ export function size(bytes: number): string {
   return `${(bytes / 1024 / 1024 / 1024).toFixed(2)} GiB`;
 }
 
-export function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? "" : "s"}`;
+export function plural(n: number, word: string, many = `${word}s`): string {
+  return `${n} ${n === 1 ? word : many}`;
 }

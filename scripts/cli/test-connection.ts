@@ -120,10 +120,15 @@ async function checkDir(
       tempSuffix: ".part",
     });
     await session.remove(probe);
-    io.out(row(label, `${dir}: exists (${plural(entries.length, "entry")}), writable`));
+    io.out(row(label, `${dir}: exists (${plural(entries.length, "entry", "entries")}), writable`));
     return { ok: true, writable: true };
   } catch (err) {
-    io.out(row(label, `${dir}: exists (${plural(entries.length, "entry")}), NOT WRITABLE: ${(err as Error).message}`));
+    io.out(
+      row(
+        label,
+        `${dir}: exists (${plural(entries.length, "entry", "entries")}), NOT WRITABLE: ${(err as Error).message}`,
+      ),
+    );
     problems.push(`${label} ${dir} is not writable`);
     return { ok: false, writable: false };
   }
@@ -158,7 +163,8 @@ async function checkRename(session: SftpSession, dir: string, stream: StreamConf
 }
 
 export async function testConnection(positionals: string[], globals: Globals, io: Io): Promise<number> {
-  if (positionals.length !== 1) throw new UsageError('test-connection takes one stream name; see "bridge test-connection --help"');
+  if (positionals.length !== 1)
+    throw new UsageError('test-connection takes one stream name; see "bridge test-connection --help"');
   const name = positionals[0] as string;
   const opened = await openConfig(globals, io);
   const stream = requireStream(opened.config, name);

@@ -103,7 +103,8 @@ export async function pushCommand(
       const stream = requireStream(opened.config, arg);
       const prefix = pushSourcePrefix(stream);
       if (prefix === undefined) throw new UsageError(`stream ${arg} has no push section; nothing to push`);
-      if (!(await listed(stream.s3.bucket, prefix, false))) io.out(`nothing to push under s3://${stream.s3.bucket}/${prefix}`);
+      if (!(await listed(stream.s3.bucket, prefix, false)))
+        io.out(`nothing to push under s3://${stream.s3.bucket}/${prefix}`);
       continue;
     }
     const [, bucket, key = ""] = uri as unknown as [string, string, string | undefined];

@@ -2,7 +2,7 @@
 // real-looking Context, and what it writes to stdout/stderr is captured per invocation (and appended to a log file,
 // standing in for CloudWatch Logs) instead of flooding the terminal of someone watching the local stack.
 import { randomBytes, randomUUID } from "node:crypto";
-import { createWriteStream, type WriteStream } from "node:fs";
+import { createWriteStream, renameSync, statSync, type WriteStream } from "node:fs";
 import type { Context } from "aws-lambda";
 
 export type LambdaHandler = (event: unknown, context: Context) => Promise<unknown>;
@@ -45,6 +45,16 @@ export interface InvokeOptions {
 
 type Write = typeof process.stdout.write;
 
+const MAX_LOG_BYTES = 20 * 1024 * 1024;
+
+function fileSize(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
 export class LocalLambda {
   readonly functionArn: string;
   private handler: LambdaHandler | undefined;
@@ -53,13 +63,17 @@ export class LocalLambda {
   private tail: Promise<unknown> = Promise.resolve();
   private current: Invocation | undefined;
   private pending = 0;
-  private readonly log: WriteStream | undefined;
+  private log: WriteStream | undefined;
+  private logBytes = 0;
   private readonly restore: () => void;
 
   constructor(private readonly options: LocalLambdaOptions) {
     const region = options.region ?? "us-east-1";
     this.functionArn = `arn:aws:lambda:${region}:${options.accountId ?? "000000000000"}:function:${options.functionName}`;
-    this.log = options.logFile ? createWriteStream(options.logFile, { flags: "a" }) : undefined;
+    if (options.logFile) {
+      this.log = createWriteStream(options.logFile, { flags: "a" });
+      this.logBytes = fileSize(options.logFile);
+    }
     this.restore = this.capture();
   }
 
@@ -130,7 +144,17 @@ export class LocalLambda {
 
   private append(line: string): void {
     this.current?.logs.push(line);
-    this.log?.write(line + "\n");
+    if (!this.log || !this.options.logFile) return;
+    this.log.write(line + "\n");
+    this.logBytes += Buffer.byteLength(line) + 1;
+    // A scheduled pull every few seconds logs a few KiB each time; keep one previous file, as a left-running stack
+    // must not fill the disk.
+    if (this.logBytes > MAX_LOG_BYTES) {
+      this.log.end();
+      renameSync(this.options.logFile, `${this.options.logFile}.1`);
+      this.log = createWriteStream(this.options.logFile, { flags: "a" });
+      this.logBytes = 0;
+    }
   }
 
   /**
@@ -145,7 +169,8 @@ export class LocalLambda {
       const original = originals[i] as Write;
       stream.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
         const text = typeof chunk === "string" ? chunk : Buffer.from(chunk).toString("utf8");
-        if (!text.trimStart().startsWith("{")) return (original as (...a: unknown[]) => boolean).call(stream, chunk, ...rest);
+        if (!text.trimStart().startsWith("{"))
+          return (original as (...a: unknown[]) => boolean).call(stream, chunk, ...rest);
         for (const line of text.split("\n")) if (line.trim()) this.append(line);
         const callback = rest.find((r) => typeof r === "function") as (() => void) | undefined;
         callback?.();

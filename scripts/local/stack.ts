@@ -1,14 +1,16 @@
 // The local stack behind `npm start`: embedded S3 (s3rver), the embedded SFTP server and the Lambda handler, wired
 // as templates/bridge.yaml wires them in AWS (bucket notifications -> queue -> handler for push, a schedule per stream
 // for pull, the Invoke API for everything else), so a newcomer sees the real code path move files on one machine.
-import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { S3EventRecord, SQSRecord } from "aws-lambda";
 import {
   decodeS3EventKey,
   doneDirOf,
   loadConfig,
+  matchesPatterns,
   parseConfigDocument,
+  validateConfig,
   pullDestPrefix,
   pushSourcePrefix,
   type BridgeConfig,
@@ -19,7 +21,14 @@ import { startInvokeEndpoint, type InvokeEndpoint } from "./invoke-endpoint";
 import { LocalLambda, findLogEntry, type Invocation, type LambdaHandler } from "./lambda-runtime";
 import { startLocalS3, type LocalS3 } from "./s3-server";
 import { startSftpServer, type EmbeddedSftpServer } from "./sftp-server";
-import { keyFileName, localDocument, persistentKey, renderLocalConfig, streamUsers, writePrivate } from "./stack-config";
+import {
+  keyFileName,
+  localDocument,
+  persistentKey,
+  renderLocalConfig,
+  streamUsers,
+  writePrivate,
+} from "./stack-config";
 
 export interface LocalStackOptions {
   /** State directory (`.bridge`): S3 data, SFTP root, keys, logs, the effective config. Kept across restarts. */
@@ -46,8 +55,16 @@ export interface StreamInfo {
   bucket: string;
   username: string;
   keyPath: string;
-  push?: { source: string; to: string };
-  pull?: { from: string; dest: string; doneDir: string; everyMs: number };
+  push?: { source: string; to: string; patterns: string[] };
+  pull?: {
+    from: string;
+    dest: string;
+    doneDir: string;
+    after: "move" | "delete";
+    everyMs: number;
+    patterns: string[];
+    minAgeSeconds: number;
+  };
 }
 
 export interface LocalStack {
@@ -72,6 +89,8 @@ export interface LocalStack {
 
 const FUNCTION_TIMEOUT_SECONDS = 300;
 const DEFAULT_PULL_EVERY_MS = 10_000;
+/** The template's MaxReceiveCount default. */
+const MAX_RECEIVE_COUNT = 5;
 const REGION = "us-east-1";
 
 /** `rate(N unit)` as N seconds, whatever the unit: local mode runs a 30-minute schedule every 30 seconds. */
@@ -87,13 +106,17 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const functionName = options.functionName ?? "bridge";
   const sftpRoot = path.join(dir, "sftp");
   const keysDir = path.join(dir, "keys");
-  await Promise.all([sftpRoot, keysDir, path.join(dir, "s3"), path.join(dir, "logs")].map((d) => mkdir(d, { recursive: true })));
+  await Promise.all(
+    [sftpRoot, keysDir, path.join(dir, "s3"), path.join(dir, "logs")].map((d) => mkdir(d, { recursive: true })),
+  );
 
   // Only the source's shape is needed before the servers exist (user names); it is validated once it is local.
   const sourceText = await readFile(sourceConfigPath, "utf8").catch((err: NodeJS.ErrnoException) => {
     throw new Error(`cannot read the config ${sourceConfigPath}: ${err.code ?? err.message}; pass --config <file>`);
   });
   const sourceDoc = parseConfigDocument(sourceText, options.configPath);
+  // Problems are reported against the user's file, before any server starts.
+  validateConfig(sourceDoc, options.configPath, { allowFileCredentials: true });
   const users = streamUsers(sourceDoc);
   const keyPathFor = (username: string) => path.join(keysDir, keyFileName(username));
   const hostKey = await persistentKey(path.join(keysDir, "ssh_host_ed25519_key"));
@@ -119,7 +142,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 
     const configPath = path.join(dir, "bridge.config.yaml");
     const local = localDocument(sourceDoc, sftp, keyPathFor);
-    await writeAtomic(configPath, renderLocalConfig(local, path.relative(process.cwd(), sourceConfigPath)));
+    await writePrivate(configPath, renderLocalConfig(local, path.relative(process.cwd(), sourceConfigPath)));
     // Read back through the loader the handler uses: a config the stack accepts is one the handler accepts.
     const config = await loadConfig(configPath, {}, { allowFileCredentials: true });
 
@@ -158,7 +181,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       BRIDGE_ALLOW_FILE_CREDENTIALS: "true",
       POWERTOOLS_SERVICE_NAME: process.env.POWERTOOLS_SERVICE_NAME ?? "s3-sftp-bridge",
       POWERTOOLS_METRICS_NAMESPACE: process.env.POWERTOOLS_METRICS_NAMESPACE ?? "S3SftpBridge",
-      POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? "INFO",
+      // At least INFO: the per-file lines of SQS batches come from the handler's "run report" log entry.
+      POWERTOOLS_LOG_LEVEL: ["DEBUG", "TRACE"].includes(process.env.POWERTOOLS_LOG_LEVEL ?? "")
+        ? (process.env.POWERTOOLS_LOG_LEVEL as string)
+        : "INFO",
     };
     const savedEnv = Object.fromEntries(Object.keys(functionEnv).map((k) => [k, process.env[k]]));
     Object.assign(process.env, functionEnv);
@@ -189,6 +215,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     };
 
     const queue = new LocalQueue({
+      maxReceiveCount: MAX_RECEIVE_COUNT,
       visibilityTimeoutMs: options.retryDelayMs ?? 10_000,
       deliver: async (event) => {
         const invocation = await invoke(event);
@@ -196,7 +223,12 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         const answer = invocation.result as { batchItemFailures?: { itemIdentifier: string }[] } | undefined;
         return (answer?.batchItemFailures ?? []).map((f) => f.itemIdentifier);
       },
-      onDeadLetter: (record) => out(line(`gave up on ${describeMessage(record)} after 5 attempts (AWS would move it to the dead-letter queue)`)),
+      onDeadLetter: (record) =>
+        out(
+          line(
+            `gave up on ${describeMessage(record)} after ${MAX_RECEIVE_COUNT} attempts (AWS would move it to the dead-letter queue)`,
+          ),
+        ),
     });
     cleanup.push(() => queue.close());
 
@@ -222,21 +254,28 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     cleanup.push(() => endpoint.close());
     clientEnv.AWS_ENDPOINT_URL_LAMBDA = endpoint.url;
 
-    const timers = new Set<NodeJS.Timeout>();
+    const timers = new Map<string, NodeJS.Timeout>();
     let stopping = false;
     cleanup.push(async () => {
       stopping = true;
-      timers.forEach(clearTimeout);
+      timers.forEach((t) => clearTimeout(t));
     });
     for (const s of streams) {
       if (!s.pull || s.pull.everyMs <= 0) continue;
       const tick = async () => {
         if (stopping) return;
         await invoke({ streams: [s.name] });
-        if (!stopping) timers.add(setTimeout(() => void tick(), s.pull!.everyMs));
+        if (!stopping)
+          timers.set(
+            s.name,
+            setTimeout(() => void tick(), s.pull!.everyMs),
+          );
       };
       // First pull soon after start: files dropped while the stack was down are taken at once.
-      timers.add(setTimeout(() => void tick(), 500));
+      timers.set(
+        s.name,
+        setTimeout(() => void tick(), 500),
+      );
     }
 
     const stackFile = path.join(dir, "stack.json");
@@ -259,7 +298,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
         await unwind();
       }),
     };
-    await writeAtomic(stackFile, JSON.stringify(stackState(stack), null, 2) + "\n");
+    await writePrivate(stackFile, JSON.stringify(stackState(stack), null, 2) + "\n");
     await writeFile(path.join(dir, "env"), envFile(clientEnv));
     out(stack.instructions());
     return stack;
@@ -282,10 +321,6 @@ function portError(what: string, port: number | undefined, flag: string, err: Er
   );
 }
 
-async function writeAtomic(file: string, text: string): Promise<void> {
-  await writePrivate(file, text);
-}
-
 function describeStreams(
   config: BridgeConfig,
   pullIntervalMs: number | undefined,
@@ -298,14 +333,17 @@ function describeStreams(
       bucket: s.s3.bucket,
       username,
       keyPath: keyPathFor(username),
-      ...(s.push ? { push: { source: pushSourcePrefix(s) as string, to: s.push.to } } : {}),
+      ...(s.push ? { push: { source: pushSourcePrefix(s) as string, to: s.push.to, patterns: s.push.patterns } } : {}),
       ...(s.pull
         ? {
             pull: {
               from: s.pull.from,
               dest: pullDestPrefix(s) as string,
               doneDir: doneDirOf(s.pull),
+              after: s.pull.after,
               everyMs: pullIntervalMs ?? localPullInterval(s.schedule),
+              patterns: s.pull.patterns,
+              minAgeSeconds: s.pull.minAgeSeconds,
             },
           }
         : {}),
@@ -351,25 +389,37 @@ function shortPath(p: string): string {
 
 function instructions(stack: LocalStack): string {
   const { s3, sftp, lambda } = stack;
+  const onDisk = (remote: string) => shortPath(path.join(sftp.root, remote));
   const lines: string[] = [];
   const say = (text = "") => lines.push(text);
-  say(`s3-sftp-bridge local stack is running: state in ${shortPath(stack.dir)}, config ${shortPath(stack.sourceConfigPath)}`);
-  say(`(the handler reads ${shortPath(stack.configPath)}: the same streams, their SFTP side pointed at the embedded server).`);
+  say(
+    `s3-sftp-bridge local stack is running: state in ${shortPath(stack.dir)}, config ${shortPath(stack.sourceConfigPath)}`,
+  );
+  say(
+    `(the handler reads ${shortPath(stack.configPath)}: the same streams, their SFTP side pointed at the embedded server).`,
+  );
   for (const s of stack.streams) {
     say();
     say(`Stream "${s.name}"`);
     if (s.push) {
-      say(`  S3 -> SFTP: put a file under s3://${s.bucket}/${s.push.source}`);
-      say(`              it arrives on the SFTP server in ${s.push.to} (on disk: ${shortPath(path.join(sftp.root, s.push.to))})`);
+      say(`  S3 -> SFTP: put a file${matching(s.push.patterns)} under s3://${s.bucket}/${s.push.source}`);
+      say(`              it arrives on the SFTP server in ${s.push.to} (on disk: ${onDisk(s.push.to)})`);
     }
     if (s.pull) {
-      say(`  SFTP -> S3: put a file in the SFTP folder ${s.pull.from} (on disk: ${shortPath(path.join(sftp.root, s.pull.from))})`);
-      say(`              every ${s.pull.everyMs / 1000} s it is copied to s3://${s.bucket}/${s.pull.dest} and moved to ${s.pull.doneDir}`);
+      const files = s.pull.minAgeSeconds ? `files at least ${s.pull.minAgeSeconds} s old` : "new files";
+      const when = s.pull.everyMs > 0 ? `every ${s.pull.everyMs / 1000} s` : "on each pull (no schedule: invoke it)";
+      const after = s.pull.after === "move" ? `the originals moved to ${s.pull.doneDir}` : "the originals deleted";
+      say(
+        `  SFTP -> S3: put a file${matching(s.pull.patterns)} in the SFTP folder ${s.pull.from} (on disk: ${onDisk(s.pull.from)})`,
+      );
+      say(`              ${when}, ${files} are copied to s3://${s.bucket}/${s.pull.dest} and ${after}`);
     }
   }
   const first = stack.streams[0];
   say();
-  say(`Embedded S3     ${s3.endpoint}  (access key ${s3.credentials.accessKeyId}, secret ${s3.credentials.secretAccessKey}, region ${s3.region}, path-style)`);
+  say(
+    `Embedded S3     ${s3.endpoint}  (access key ${s3.credentials.accessKeyId}, secret ${s3.credentials.secretAccessKey}, region ${s3.region}, path-style)`,
+  );
   say(`Embedded SFTP   ${sftp.host} port ${sftp.port}  host key ${sftp.hostKeyFingerprint}`);
   for (const user of new Map(stack.streams.map((s) => [s.username, s.keyPath]))) {
     say(`                user ${user[0]}, private key ${shortPath(user[1])}`);
@@ -377,17 +427,39 @@ function instructions(stack: LocalStack): string {
   say(`Lambda Invoke   ${lambda.url}  function "${lambda.functionName}" (set AWS_ENDPOINT_URL_LAMBDA to it)`);
   say(`Lambda logs     ${shortPath(path.join(stack.dir, "logs", "lambda.log"))}`);
   say();
-  say(`Try it (". ${shortPath(path.join(stack.dir, "env"))}" sets the endpoint and credential variables in your shell):`);
-  if (first?.push) say(`  aws s3 cp ./hello.txt s3://${first.bucket}/${first.push.source}hello.txt`);
-  if (first) {
-    const dest = first.pull ? ` <<< 'put ./hello.txt ${first.pull.from}/'` : "";
-    say(`  sftp -P ${sftp.port} -i ${shortPath(first.keyPath)} -o UserKnownHostsFile=${shortPath(stack.knownHostsPath)} ${first.username}@${sftp.host}${dest}`);
+  say(
+    `Try it (". ${shortPath(path.join(stack.dir, "env"))}" sets the endpoint and credential variables in your shell):`,
+  );
+  if (first?.push) {
+    const name = exampleName(first.push.patterns);
+    say(`  echo hello > ${name} && aws s3 cp ${name} s3://${first.bucket}/${first.push.source}${name}`);
   }
-  say(`  aws lambda invoke --function-name ${lambda.functionName} --cli-binary-format raw-in-base64-out --payload '{"streams":["${first?.name ?? "demo"}"]}' /dev/stdout`);
+  if (first) {
+    const name = first.pull ? exampleName(first.pull.patterns) : "";
+    const put = first.pull ? ` <<< 'put ${name} ${first.pull.from}/'` : "";
+    say(
+      `  sftp -P ${sftp.port} -i ${shortPath(first.keyPath)} -o UserKnownHostsFile=${shortPath(stack.knownHostsPath)} ${first.username}@${sftp.host}${put}`,
+    );
+  }
+  say(
+    `  aws lambda invoke --function-name ${lambda.functionName} --cli-binary-format raw-in-base64-out --payload '{"streams":["${first?.name ?? "demo"}"]}' /dev/stdout`,
+  );
   if (first) say(`  npx bridge test-connection ${first.name}     npx bridge receipts ${first.name}`);
   say();
   say("Each file moved is listed below. Ctrl-C stops everything.");
   return lines.join("\n");
+}
+
+function matching(patterns: string[]): string {
+  return patterns.length === 1 && patterns[0] === "**" ? "" : ` matching ${patterns.join(" or ")}`;
+}
+
+/** A file name the stream's patterns accept, so the example commands move something. */
+export function exampleName(patterns: string[]): string {
+  for (const candidate of ["hello.txt", ...patterns.map((p) => p.replace(/\*+/g, "hello").replace(/\?/g, "x"))]) {
+    if (!candidate.includes("/") && matchesPatterns(candidate, patterns)) return candidate;
+  }
+  return "hello.txt";
 }
 
 function line(text: string): string {
@@ -440,7 +512,9 @@ class ReportPrinter {
         );
       }
       for (const f of s.planned ?? []) {
-        lines.push(`${s.stream}  would resend ${f.source} -> ${f.destination} (${size(f.bytes)}, delivered ${f.deliveries.length}x before)`);
+        lines.push(
+          `${s.stream}  would resend ${f.source} -> ${f.destination} (${size(f.bytes)}, delivered ${f.deliveries.length}x before)`,
+        );
       }
       for (const f of s.failed) noisy.push(`${s.stream}  FAILED ${s.direction} ${f.source}: ${f.message}`);
       for (const f of s.skipped) {
@@ -450,7 +524,8 @@ class ReportPrinter {
       if (scheduled && s.direction === "pull") this.pullLines(s.stream, noisy);
       else noisy.forEach((l) => this.out(line(l)));
     }
-    for (const f of report.unrouted) this.out(line(`skipped ${f.source}: ${f.reason}${f.detail ? ` (${f.detail})` : ""}`));
+    for (const f of report.unrouted)
+      this.out(line(`skipped ${f.source}: ${f.reason}${f.detail ? ` (${f.detail})` : ""}`));
   }
 
   private pullLines(key: string, lines: string[]): void {

@@ -25,7 +25,8 @@ Options:
 function port(value: string | undefined, fallback: number, flag: string): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`${flag} must be a port number (0-65535), got "${value}"`);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new Error(`${flag} must be a port number (0-65535), got "${value}"`);
   return n;
 }
 
@@ -79,7 +80,8 @@ export async function main(argv: string[]): Promise<void> {
     const dir = path.resolve(args.dir ?? ".bridge");
     assertNotRunning(dir);
     const pullEvery = args["pull-every"] === undefined ? undefined : Number(args["pull-every"]);
-    if (pullEvery !== undefined && !(pullEvery >= 0)) throw new Error(`--pull-every must be seconds, got "${args["pull-every"]}"`);
+    if (pullEvery !== undefined && !(pullEvery >= 0))
+      throw new Error(`--pull-every must be seconds, got "${args["pull-every"]}"`);
     stack = await startLocalStack({
       dir,
       configPath: args.config ?? "examples/local.config.yaml",

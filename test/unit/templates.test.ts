@@ -77,59 +77,118 @@ Resources:
   });
 });
 
-describe.each(templates)("%s: structure", (_name, template) => {
-  const refs = templateReferences(template);
+/** Ref/GetAtt/Sub/DependsOn/FindInMap targets that do not exist; Conditions and Rules may name parameters only. */
+function referenceProblems(template: CfnTemplate): string[] {
   const parameters = Object.keys(template.Parameters ?? {});
   const resources = Object.keys(template.Resources);
-  const conditions = Object.keys(template.Conditions ?? {});
-
-  it("every Ref, GetAtt and Sub target exists, and Conditions/Rules refer to parameters only", () => {
-    const problems = refs
-      .filter((r) => r.kind === "Ref" || r.kind === "GetAtt" || r.kind === "Sub")
-      .filter((r) => {
-        if (r.attribute !== undefined) return !resources.includes(r.target) || r.section === "Conditions";
-        if (PSEUDO_PARAMETERS.has(r.target) || parameters.includes(r.target)) return false;
-        return r.section === "Conditions" || r.section === "Rules" || !resources.includes(r.target);
-      })
-      .map((r) => `${r.path}: ${r.kind} ${r.target}${r.attribute ? "." + r.attribute : ""}`);
-    expect(problems).toEqual([]);
-  });
-
-  it("DependsOn and FindInMap targets exist", () => {
-    const problems = refs.flatMap((r) => {
-      if (r.kind === "DependsOn" && !resources.includes(r.target)) return [`${r.path}: DependsOn ${r.target}`];
-      if (r.kind !== "FindInMap") return [];
-      const map = template.Mappings?.[r.target];
-      if (!map) return [`${r.path}: no mapping ${r.target}`];
-      if (r.keys && map[r.keys[0]]?.[r.keys[1]] === undefined) return [`${r.path}: no ${r.target}.${r.keys.join(".")}`];
-      return [];
-    });
-    expect(problems).toEqual([]);
-  });
-
-  it("every Parameter is documented and used outside Rules", () => {
-    const used = new Set(refs.filter((r) => r.section !== "Rules" && r.attribute === undefined).map((r) => r.target));
-    for (const [name, spec] of Object.entries(template.Parameters ?? {})) {
-      expect([name, typeof spec.Description === "string" && spec.Description.trim().length > 10]).toEqual([name, true]);
-      expect([name, used.has(name)]).toEqual([name, true]);
+  return templateReferences(template).flatMap((r) => {
+    const at = `${r.path}: ${r.kind} ${r.target}${r.attribute ? "." + r.attribute : ""}`;
+    const isParameter = parameters.includes(r.target) || PSEUDO_PARAMETERS.has(r.target);
+    const isResource = resources.includes(r.target);
+    switch (r.kind) {
+      case "Condition":
+        return [];
+      case "DependsOn":
+        return isResource ? [] : [at];
+      case "FindInMap": {
+        const map = template.Mappings?.[r.target];
+        if (!map) return [at];
+        return r.keys && map[r.keys[0]]?.[r.keys[1]] === undefined ? [`${at}: no key ${r.keys.join(".")}`] : [];
+      }
+      default:
+        if (r.section === "Conditions" || r.section === "Rules") return isParameter && !r.attribute ? [] : [at];
+        if (r.attribute !== undefined) return isResource ? [] : [at];
+        return isParameter || isResource ? [] : [at];
     }
   });
+}
 
-  it("every Output is documented", () => {
-    for (const [name, output] of Object.entries(template.Outputs ?? {})) {
-      expect([name, typeof output.Description === "string" && output.Description.trim().length > 10]).toEqual([
-        name,
-        true,
-      ]);
-      expect(output.Value).toBeDefined();
-    }
+/** Parameters without a Description or never used (outside Rules); Outputs without a Description. */
+function documentationProblems(template: CfnTemplate): string[] {
+  const used = new Set(
+    templateReferences(template)
+      .filter((r) => r.section !== "Rules" && r.attribute === undefined)
+      .map((r) => r.target),
+  );
+  const documented = (spec: CfnObject) => typeof spec.Description === "string" && spec.Description.trim().length > 10;
+  return [
+    ...Object.entries(template.Parameters ?? {}).flatMap(([name, spec]) => [
+      ...(documented(spec) ? [] : [`Parameters.${name}: no Description`]),
+      ...(used.has(name) ? [] : [`Parameters.${name}: never used`]),
+    ]),
+    ...Object.entries(template.Outputs ?? {}).flatMap(([name, output]) => [
+      ...(documented(output) ? [] : [`Outputs.${name}: no Description`]),
+      ...(output.Value === undefined ? [`Outputs.${name}: no Value`] : []),
+    ]),
+  ];
+}
+
+/** Conditions used but not defined, and defined but never used. */
+function conditionProblems(template: CfnTemplate): string[] {
+  const defined = Object.keys(template.Conditions ?? {});
+  const used = templateReferences(template).filter((r) => r.kind === "Condition");
+  const usedNames = new Set(used.map((r) => r.target));
+  return [
+    ...used.filter((r) => !defined.includes(r.target)).map((r) => `${r.path}: no condition ${r.target}`),
+    ...defined.filter((c) => !usedNames.has(c)).map((c) => `Conditions.${c}: never used`),
+  ];
+}
+
+describe("structure checks", () => {
+  it("find what they look for (a checker that finds nothing proves nothing)", () => {
+    const broken = parseCfnYaml(`
+Parameters:
+  Used: { Type: String, Description: documented and used }
+  Unused: { Type: String, Description: "documented but never used" }
+  Undocumented: { Type: String }
+Conditions:
+  C: !Equals [!Ref Used, x]
+  Orphan: !Equals [!Ref Used, y]
+  FromResource: !Equals [!Ref Q, x]
+Resources:
+  Q:
+    Type: AWS::SQS::Queue
+    Condition: Missing
+    DependsOn: Ghost
+    Properties:
+      QueueName: !Sub "\${Used}-\${Nope}-\${Q.Arn}-\${Gone.Arn}-\${!Literal}"
+      DelaySeconds: !If [C, !FindInMap [M, a, b], !Ref Undocumented]
+      VisibilityTimeout: !GetAtt Nothing.Arn
+Outputs:
+  O: { Value: !Ref Q }
+`);
+    expect(referenceProblems(broken)).toEqual([
+      "Conditions.FromResource.Fn::Equals[0]: Ref Q",
+      "Resources.Q: DependsOn Ghost",
+      "Resources.Q.Properties.QueueName: Sub Nope",
+      "Resources.Q.Properties.QueueName: Sub Gone.Arn",
+      "Resources.Q.Properties.DelaySeconds.Fn::If[1]: FindInMap M",
+      "Resources.Q.Properties.VisibilityTimeout: GetAtt Nothing.Arn",
+    ]);
+    expect(documentationProblems(broken)).toEqual([
+      "Parameters.Unused: never used",
+      "Parameters.Undocumented: no Description",
+      "Outputs.O: no Description",
+    ]);
+    expect(conditionProblems(broken)).toEqual([
+      "Resources.Q: no condition Missing",
+      "Conditions.Orphan: never used",
+      "Conditions.FromResource: never used",
+    ]);
+  });
+});
+
+describe.each(templates)("%s: structure", (_name, template) => {
+  it("every Ref, GetAtt and Sub target exists (Conditions and Rules name parameters only); DependsOn and FindInMap too", () => {
+    expect(referenceProblems(template)).toEqual([]);
+  });
+
+  it("every Parameter is documented and used, every Output documented", () => {
+    expect(documentationProblems(template)).toEqual([]);
   });
 
   it("every condition used exists, and every condition defined is used", () => {
-    const used = refs.filter((r) => r.kind === "Condition");
-    expect(used.filter((r) => !conditions.includes(r.target)).map((r) => `${r.path}: ${r.target}`)).toEqual([]);
-    const usedNames = new Set(used.map((r) => r.target));
-    expect(conditions.filter((c) => !usedNames.has(c))).toEqual([]);
+    expect(conditionProblems(template)).toEqual([]);
   });
 
   it("resource types, properties and GetAtt attributes are valid per @aws-cdk/aws-service-spec", () => {

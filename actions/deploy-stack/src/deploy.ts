@@ -251,8 +251,8 @@ class StackOperation {
       );
     }
     const stackId = stack.StackId!;
+    await this.seedEvents(stackId);
     if (stack.StackStatus !== "DELETE_IN_PROGRESS") {
-      await this.seedEvents(stackId);
       this.log.info(`deleting stack ${stackName}`);
       await this.call("delete stack", () =>
         this.cfn.send(

@@ -36,14 +36,16 @@ export function reportMarkdown(input: ReportInput): string {
   const facts: string[][] = [["Mode", input.mode]];
   const status = result?.status ?? deployError?.status;
   if (status) facts.push(["Stack status", code(status)]);
-  if (changeSet) facts.push(["Change set", `${code(changeSet.name)} (${changeSet.type})`]);
+  const empty = result?.outcome === "no-changes";
+  if (changeSet)
+    facts.push(["Change set", `${code(changeSet.name)} (${changeSet.type}${empty ? ", empty: deleted" : ""})`]);
   if (result) facts.push(["Duration", formatDuration(result.durationMs)]);
   parts.push(table(["", ""], facts, { raw: true }));
 
   for (const note of result?.notes ?? []) parts.push(`> [!NOTE]\n> ${note}`);
   if (error) parts.push(`**Error**\n\n\`\`\`text\n${errorMessage(error).replace(/```/g, "ʼʼʼ")}\n\`\`\``);
 
-  if (changeSet) parts.push(changesMarkdown(changeSet.changes, input.mode));
+  if (changeSet && !empty) parts.push(changesMarkdown(changeSet.changes, input.mode));
   if (deployError?.failures.length) parts.push(failuresMarkdown(deployError.failures));
   const outputs = Object.entries(result?.outputs ?? {});
   if (outputs.length) {

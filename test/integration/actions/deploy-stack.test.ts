@@ -8,6 +8,9 @@ import { startLocalCloudFormation, type LocalCloudFormation } from "../../suppor
 import { startLocalGitHub, type LocalGitHub } from "../../support/local-github";
 import { runAction } from "./run-action";
 
+// Each test starts Node processes (about 0.2 s each alone); a loaded machine running every suite needs headroom.
+jest.setTimeout(60_000);
+
 const TOKEN = "ghs_localtesttoken0000000000000000000000";
 
 let cfn: LocalCloudFormation;
@@ -124,6 +127,8 @@ describe("deploy-stack as a process", () => {
     expect(unchanged.outputs).toMatchObject({ outcome: "no-changes", Greeting: "hello" });
     expect(gh.comments).toHaveLength(4);
     expect(bot()[0]!.body).toContain("✅ no changes");
+    expect(bot()[0]!.body).toContain("empty: deleted");
+    expect(bot()[0]!.body).not.toContain("**Changes**");
     expect(gh.requests.some((r) => r.method === "GET" && r.path.includes("page=2"))).toBe(true);
 
     const broken = files("broken", template({ topicFails: "Topic name is reserved", extra: true }));

@@ -8,6 +8,9 @@ import { silentLogger } from "../../../lambda/bridge/logger";
 import { startLocalS3, type LocalS3 } from "../../../scripts/local/s3-server";
 import { runAction } from "./run-action";
 
+// Each test starts Node processes (about 0.2 s each alone); a loaded machine running every suite needs headroom.
+jest.setTimeout(60_000);
+
 const BUCKET = "deploy-artifacts";
 const sha = (s: string) => createHash("sha256").update(s).digest("hex");
 

@@ -1,0 +1,355 @@
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, readFile, readdir, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { stringify } from "yaml";
+import type { BridgeConfigInput } from "../../lambda/bridge";
+import { generateUserKey } from "../../scripts/local/sftp-server";
+import { startBridgeEnv, type BridgeEnv } from "../support/bridge-env";
+
+/**
+ * The `bridge` command as an operator runs it: the real bin script in its own process, against s3rver and the
+ * embedded SFTP server, judged by its output and exit code (0 ok, 1 usage/config, 2 transfer failed).
+ */
+jest.setTimeout(60_000);
+
+const ROOT = path.resolve(__dirname, "..", "..");
+const BIN = path.join(ROOT, "scripts", "bridge.js");
+const NODE = path.join(ROOT, "node_modules", ".bin", "node");
+const sha256 = (data: string | Buffer) => createHash("sha256").update(data).digest("hex");
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+describe("bridge CLI", () => {
+  let env: BridgeEnv;
+  let childEnv: NodeJS.ProcessEnv;
+  const file = (name: string) => path.join(env.dir, name);
+
+  function bridge(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<Run> {
+    return new Promise((resolve) => {
+      execFile(NODE, [BIN, ...args], { env: { ...childEnv, ...extraEnv }, cwd: env.dir }, (err, stdout, stderr) => {
+        const code = err ? ((err as { code?: number }).code ?? -1) : 0;
+        resolve({ code: typeof code === "number" ? code : -1, stdout, stderr });
+      });
+    });
+  }
+
+  async function writeConfig(name: string, change?: (doc: BridgeConfigInput) => void): Promise<string> {
+    await writeFile(file(name), stringify(env.configDoc(change)));
+    return file(name);
+  }
+
+  beforeAll(async () => {
+    env = await startBridgeEnv("bridge-cli");
+    const good = await writeConfig("bridge.config.yaml");
+    await mkdir(env.local("/OUT"), { recursive: true });
+    childEnv = {
+      PATH: process.env.PATH,
+      HOME: env.dir,
+      AWS_ENDPOINT_URL_S3: env.s3.endpoint,
+      AWS_ACCESS_KEY_ID: "S3RVER",
+      AWS_SECRET_ACCESS_KEY: "S3RVER",
+      AWS_REGION: "us-east-1",
+      AWS_REQUEST_CHECKSUM_CALCULATION: "WHEN_REQUIRED",
+      BRIDGE_CONFIG: good,
+    };
+  });
+  afterAll(async () => {
+    await env?.close();
+  });
+
+  it("prints help for the tool and for every command, and exits 0", async () => {
+    const runs = await Promise.all([
+      bridge(["--help"]),
+      ...["validate", "test-connection", "push", "pull", "receipts"].map((c) => bridge([c, "--help"])),
+      bridge(["help", "receipts"]),
+    ]);
+    for (const run of runs) expect(run).toMatchObject({ code: 0, stderr: "" });
+    expect(runs[0]?.stdout).toMatch(
+      /Commands:\n {2}validate .*\n {2}test-connection .*\n {2}push .*\n {2}pull .*\n {2}receipts /,
+    );
+    expect(runs[0]?.stdout).toContain("Exit codes: 0 success; 1 usage or config problem");
+    expect(runs[1]?.stdout).toMatch(/^Usage: bridge validate/);
+    expect(runs[2]?.stdout).toMatch(/^Usage: bridge test-connection <stream>/);
+    expect(runs[3]?.stdout).toContain("--force");
+    expect(runs[5]?.stdout).toContain("--since <T>");
+    expect(runs[6]?.stdout).toBe(runs[5]?.stdout);
+    for (const run of runs.slice(1)) expect(run.stdout).toContain("-c, --config <loc>");
+  });
+
+  it("refuses an unknown command or option with one line and exit 1", async () => {
+    const [command, option, none] = await Promise.all([
+      bridge(["frobnicate"]),
+      bridge(["push", "--frob", "psp"]),
+      bridge([]),
+    ]);
+    expect(command).toMatchObject({ code: 1, stdout: "" });
+    expect(command.stderr).toBe(
+      'error: unknown command "frobnicate"; commands: validate, test-connection, push, pull, receipts\n',
+    );
+    expect(option.code).toBe(1);
+    expect(option.stderr).toBe(`error: Unknown option '--frob'; see "bridge push --help"\n`);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain("Usage: bridge <command>");
+  });
+
+  it("validate: OK with the stream count, or every problem by its path and exit 1", async () => {
+    const ok = await bridge(["validate", file("bridge.config.yaml")]);
+    expect(ok).toMatchObject({ code: 0, stderr: "" });
+    expect(ok.stdout).toBe(`OK: 1 stream (psp) in ${file("bridge.config.yaml")}\n`);
+
+    await writeFile(
+      file("bad.yaml"),
+      stringify({
+        streams: {
+          good: {
+            s3: { bucket: "shared-bucket", prefix: "good/" },
+            sftp: { host: "h", username: "u", credentials: { file: "k" }, hostKeys: [env.sftp.hostKeyFingerprint] },
+            // A pulled file would land where push picks files up, and be sent straight back.
+            push: { from: "out/", to: "/IN" },
+            pull: { from: "/OUT", to: "out/pulled/" },
+          },
+          "bad.name": {
+            s3: { bucket: "b" },
+            sftp: { host: "h", password: "hunter2", credentials: {}, hostKeys: ["SHA256:short"], port: 70000 },
+            push: { to: "/x/../../etc", colour: "red" },
+          },
+        },
+      }),
+    );
+    const bad = await bridge(["validate", file("bad.yaml")]);
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toBe("");
+    const lines = bad.stderr.trim().split("\n");
+    expect(lines[0]).toMatch(/^error: config .*bad\.yaml has \d+ problem\(s\):$/);
+    for (const problem of [
+      'streams["bad.name"]: stream names are letters',
+      'streams["bad.name"].s3.bucket:',
+      'streams["bad.name"].sftp.password: inline secrets are not allowed',
+      'streams["bad.name"].sftp.credentials: credentials must be exactly one reference',
+      'streams["bad.name"].sftp.hostKeys[0]: must be an OpenSSH SHA256 fingerprint',
+      'streams["bad.name"].sftp.port:',
+      'streams["bad.name"].push.colour: unknown field "colour"',
+      "streams.good.pull.to:",
+    ]) {
+      expect(lines.some((l) => l.startsWith(`  ${problem}`))).toBe(true);
+    }
+    expect(lines.length).toBeGreaterThanOrEqual(9);
+
+    const [lambda, missing] = await Promise.all([
+      bridge(["validate", "--lambda", file("bridge.config.yaml")]),
+      bridge(["validate", file("nothere.yaml")]),
+    ]);
+    expect(lambda.code).toBe(1);
+    expect(lambda.stderr).toMatch(/streams\.psp\.sftp\.credentials.*file/);
+    expect(missing).toMatchObject({ code: 1, stdout: "" });
+    expect(missing.stderr).toBe(
+      `error: config ${file("nothere.yaml")}: no file at ${file("nothere.yaml")}; create it (see examples/bridge.config.yaml) or pass a path, s3://bucket/key or ssm:/parameter/name\n`,
+    );
+  });
+
+  it("test-connection: fingerprint, login, folders, rename", async () => {
+    const run = await bridge(["test-connection", "psp"]);
+    expect(run).toMatchObject({ code: 0, stderr: "" });
+    expect(run.stdout.split("\n")).toEqual([
+      `Stream psp: sftp://partner@${env.sftp.host}:${env.sftp.port}`,
+      `  host key   ${env.sftp.hostKeyFingerprint}  pinned`,
+      `  login      OK as partner (private key from file ${env.keyPath})`,
+      "  push.to    /IN: missing (the first push creates it)",
+      "  pull.from  /OUT: exists (0 entries), writable",
+      "  done dir   /OUT/.done: missing (the first pull creates it)",
+      "  rename     OK; posix-rename@openssh.com offered: a push replaces an existing file atomically",
+      "OK: stream psp can connect, push, pull",
+      "",
+    ]);
+    // The probe files are gone again, and the push folder was not created by the check.
+    expect(await readdir(env.local("/OUT"))).toEqual([]);
+    expect(existsSync(env.local("/IN"))).toBe(false);
+  });
+
+  it("test-connection shows the server's fingerprint when it is not pinned, sends no credentials, exits 2", async () => {
+    const wrong = await writeConfig("wrong-key.yaml", (doc) => {
+      doc.streams.psp!.sftp.hostKeys = ["SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"];
+    });
+    env.sftp.resetStats();
+    const run = await bridge(["test-connection", "psp", "--config", wrong]);
+    expect(run.code).toBe(2);
+    expect(run.stdout).toContain(
+      `  host key   ${env.sftp.hostKeyFingerprint}  NOT PINNED (pinned: SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA)`,
+    );
+    expect(run.stdout).not.toContain("login");
+    expect(run.stderr).toBe(
+      `error: sftp connect ${env.sftp.host}:${env.sftp.port}: host key ${env.sftp.hostKeyFingerprint} is not pinned for this stream (pinned: SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA). If the partner rotated its key, confirm the new fingerprint with them out of band and add it to sftp.hostKeys.\n`,
+    );
+    expect(env.sftp.stats.sessionsOpened + env.sftp.stats.authFailures).toBe(0);
+  });
+
+  it("test-connection reports a refused login (exit 2) and unreadable credentials (exit 1)", async () => {
+    const otherKey = file("not-authorised");
+    await writeFile(otherKey, generateUserKey().privateKey, { mode: 0o600 });
+    const refused = await writeConfig("refused.yaml", (doc) => {
+      doc.streams.psp!.sftp.credentials = { file: otherKey };
+    });
+    const missing = await writeConfig("no-credentials.yaml", (doc) => {
+      doc.streams.psp!.sftp.credentials = { file: file("no-such-key") };
+    });
+    const [login, creds] = await Promise.all([
+      bridge(["test-connection", "psp", "-c", refused]),
+      bridge(["test-connection", "psp", "-c", missing]),
+    ]);
+    expect(login.code).toBe(2);
+    expect(login.stdout).toContain("  login      REFUSED for user partner");
+    expect(login.stderr).toMatch(/^error: sftp connect .*: authentication failed for user "partner"/);
+    expect(creds).toMatchObject({ code: 1, stdout: "" });
+    expect(creds.stderr).toBe(
+      `error: stream psp: credentials file "${file("no-such-key")}" not found (ENOENT); create the file or fix streams.psp.sftp.credentials\n`,
+    );
+    // The same for a transfer: the setup problem is named once, before anything moves.
+    const pull = await bridge(["pull", "psp", "-c", missing]);
+    expect(pull).toMatchObject({ code: 1, stdout: "" });
+    expect(pull.stderr).toBe(creds.stderr);
+  });
+
+  it("names the streams the config defines when given an unknown one, for every command (exit 1)", async () => {
+    const runs = await Promise.all([
+      bridge(["test-connection", "ghost"]),
+      bridge(["push", "ghost"]),
+      bridge(["pull", "ghost"]),
+      bridge(["receipts", "ghost"]),
+    ]);
+    for (const run of runs) {
+      expect(run).toMatchObject({ code: 1, stdout: "" });
+      expect(run.stderr).toBe('error: unknown stream "ghost"; the config defines: psp\n');
+    }
+  });
+
+  it("push: a line per file and a summary; duplicates skipped; --force re-sends; a failure exits 2", async () => {
+    await env.put("psp/outbound/a.xml", "<a/>");
+    await env.put("psp/outbound/sub/b.xml", "<b>bee</b>");
+    const first = await bridge(["push", "psp"]);
+    expect(first).toMatchObject({ code: 0, stderr: "" });
+    expect(first.stdout).toContain("pushing 2 objects\n");
+    expect(first.stdout).toContain("  pushed  s3://bridge-cli/psp/outbound/a.xml -> /IN/a.xml  (4 B)\n");
+    expect(first.stdout).toContain("  pushed  s3://bridge-cli/psp/outbound/sub/b.xml -> /IN/sub/b.xml  (10 B)\n");
+    expect(first.stdout).toContain("psp push: 2 files moved (14 B), 0 skipped, 0 failed\n");
+    expect(await readFile(env.local("/IN/sub/b.xml"), "utf8")).toBe("<b>bee</b>");
+
+    const again = await bridge(["push", "s3://bridge-cli/psp/outbound/a.xml"]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/ {2}skipped s3:\/\/bridge-cli\/psp\/outbound\/a\.xml: duplicate \(already delivered/);
+    expect(again.stdout).toContain("psp push: 0 files moved (0 B), 1 skipped, 0 failed");
+
+    const forced = await bridge(["push", "--force", "s3://bridge-cli/psp/outbound/"]);
+    expect(forced.code).toBe(0);
+    expect(forced.stdout).toContain("pushing 2 objects (forced past receipts)");
+    expect(forced.stdout).toContain("psp push: 2 files moved (14 B), 0 skipped, 0 failed");
+
+    const unclaimed = await bridge(["push", "s3://bridge-cli/elsewhere/x.xml"]);
+    expect(unclaimed).toMatchObject({ code: 1, stdout: "" });
+    expect(unclaimed.stderr).toBe(
+      "error: no stream pushes s3://bridge-cli/elsewhere/x.xml: its key must be under a stream's s3.prefix + push.from in bucket bridge-cli\n",
+    );
+
+    env.sftp.faults.refuseRename = true;
+    env.sftp.faults.refusePosixRename = true;
+    try {
+      await env.put("psp/outbound/c.xml", "<c/>");
+      const failed = await bridge(["push", "s3://bridge-cli/psp/outbound/c.xml"]);
+      expect(failed.code).toBe(2);
+      expect(failed.stdout).toMatch(
+        / {2}FAILED {2}s3:\/\/bridge-cli\/psp\/outbound\/c\.xml: sftp rename .*permission denied/,
+      );
+      expect(failed.stdout).toContain("psp push: 0 files moved (0 B), 0 skipped, 1 failed");
+      expect(failed.stderr).toBe("error: 1 file failed (listed above)\n");
+    } finally {
+      env.sftp.faults.refuseRename = false;
+      env.sftp.faults.refusePosixRename = false;
+    }
+  });
+
+  it("push with a host key that is not pinned fails the files with the fingerprint in the message (exit 2)", async () => {
+    const wrong = await writeConfig("wrong-key-push.yaml", (doc) => {
+      doc.streams.psp!.sftp.hostKeys = ["SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"];
+    });
+    const run = await bridge(["push", "-c", wrong, "--force", "s3://bridge-cli/psp/outbound/a.xml"]);
+    expect(run.code).toBe(2);
+    expect(run.stdout).toContain(`host key ${env.sftp.hostKeyFingerprint} is not pinned for this stream`);
+  });
+
+  it("pull: a line per file with where the original went, and a summary", async () => {
+    await writeFile(env.local("/OUT/settle.csv"), "s,1\n");
+    const run = await bridge(["pull", "psp"]);
+    expect(run).toMatchObject({ code: 0, stderr: "" });
+    expect(run.stdout).toBe(
+      "  pulled  /OUT/settle.csv -> s3://bridge-cli/psp/inbound/settle.csv  (4 B; original moved to /OUT/.done/settle.csv)\n" +
+        "psp pull: 1 file moved (4 B), 0 skipped, 0 failed\n",
+    );
+    expect((await env.get("psp/inbound/settle.csv"))?.toString()).toBe("s,1\n");
+    expect(existsSync(env.local("/OUT/.done/settle.csv"))).toBe(true);
+  });
+
+  // Reads the receipts the push and pull tests above left behind.
+  it("receipts: what was delivered and when, one file by key, a time window, JSON", async () => {
+    const all = await bridge(["receipts", "psp"]);
+    expect(all).toMatchObject({ code: 0, stderr: "" });
+    const lines = all.stdout.trim().split("\n");
+    // a.xml and b.xml pushed by the CLI, both forced again, and the pull; the refused c.xml left none.
+    expect(lines.at(-1)).toBe("5 receipts for stream psp");
+    expect(lines.filter((l) => l.includes("  push  ")).map((l) => l.split("  ").at(-1))).toEqual([
+      "invoke",
+      "invoke",
+      "force",
+      "force",
+    ]);
+    expect(
+      lines.some((l) =>
+        l.includes(`  pull  ${env.sftp.host}:/OUT/settle.csv -> s3://bridge-cli/psp/inbound/settle.csv`),
+      ),
+    ).toBe(true);
+
+    // By S3 key, remote path or relative path: the same file, with its full SHA-256.
+    const byKey = await Promise.all(
+      ["s3://bridge-cli/psp/outbound/sub/b.xml", "psp/outbound/sub/b.xml", "/IN/sub/b.xml", "sub/b.xml"].map((k) =>
+        bridge(["receipts", "psp", "--key", k]),
+      ),
+    );
+    for (const run of byKey) {
+      expect(run.code).toBe(0);
+      expect(run.stdout).toContain(`sha256 ${sha256("<b>bee</b>")}`);
+      expect(run.stdout.trim().split("\n").at(-1)).toMatch(/^2 receipts for stream psp for /);
+    }
+
+    const [future, json, pulls, badSince] = await Promise.all([
+      bridge(["receipts", "psp", "--since", "2999-01-01"]),
+      bridge(["receipts", "psp", "--key", "/OUT/settle.csv", "--json"]),
+      bridge(["receipts", "psp", "--since", "1h", "--direction", "pull"]),
+      bridge(["receipts", "psp", "--since", "last tuesday"]),
+    ]);
+    expect(future.stdout).toBe("0 receipts for stream psp since 2999-01-01T00:00:00.000Z\n");
+    const parsed = JSON.parse(json.stdout) as { sha256: string; direction: string; source: { path: string } }[];
+    expect(parsed).toEqual([
+      expect.objectContaining({
+        direction: "pull",
+        sha256: sha256("s,1\n"),
+        source: expect.objectContaining({ path: "/OUT/settle.csv" }),
+      }),
+    ]);
+    expect(pulls.stdout.trim().split("\n").at(-1)).toMatch(/^1 receipt for stream psp since /);
+    expect(badSince).toMatchObject({ code: 1, stdout: "" });
+    expect(badSince.stderr).toBe('error: --since "last tuesday": give an ISO date/time or an age like 24h\n');
+  });
+
+  it("shows stack traces only with --debug", async () => {
+    const [plain, debug] = await Promise.all([bridge(["pull", "ghost"]), bridge(["pull", "ghost", "--debug"])]);
+    expect(plain.stderr).not.toMatch(/\n\s+at /);
+    expect(debug.code).toBe(1);
+    expect(debug.stderr.split("\n")[0]).toBe('error: unknown stream "ghost"; the config defines: psp');
+    // Source-mapped: the trace names the TypeScript file that threw.
+    expect(debug.stderr).toMatch(/\n\s+at .*lambda\/bridge\/routing\.ts:\d+/);
+  });
+});
