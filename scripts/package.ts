@@ -8,30 +8,43 @@
  * manifest), prints size and hash, and with --github-output appends zip-path, sha256 and size to FILE in GitHub's
  * key=value format. actions/build-lambda runs exactly this, on the runner or inside Amazon Linux.
  *
- * Decisions, measured on the project's machine (Debian 12, 2 cores, Node 24.21) with this lockfile:
+ * Decisions, measured on the project's machine (Debian 12, 2 shared cores, Node 24.21) with this lockfile; zip sizes
+ * include the ~9 KB licence file:
  *
- * - ssh2's native addons are left out: the crypto binding (sshcrypto.node) and cpu-features are external and absent,
- *   so ssh2 takes its pure-JS path (AES-GCM through node:crypto) and the zip is the same for arm64 and x86_64; the
- *   architecture only names the file. scripts/package/bench-native.ts measures the same bundle with the binding
- *   dropped in next to it (compiled for Node 24) against without: NATIVE_BENCH_SUMMARY. Including it
- *   would mean compiling per architecture against Amazon Linux's glibc, a zip per arch, and a load-time failure mode,
- *   for no measured gain.
+ * - ssh2's native addons are left out. The crypto binding (sshcrypto.node) and cpu-features stay external require()s
+ *   that fail in Lambda, so ssh2 takes its JavaScript path (ciphers through node:crypto, i.e. OpenSSL, per packet) and
+ *   the zip is the same for arm64 and x86_64: the architecture only names the file. scripts/package/bench-native.ts
+ *   runs one client bundle with and without the binding (compiled for Node 24) dropped in where the bundle looks for
+ *   it, ssh2 fastPut/fastGet of 256 MiB against OpenSSH on loopback, median of 5, two sessions:
+ *     aes128-gcm@openssh.com (what ssh2 negotiates with OpenSSH and most servers)
+ *       put 129-133 -> 246-258 MB/s, get 151-166 -> 253-275 MB/s; 204-227 -> 451-490 MB per CPU-second (x2.0-2.4)
+ *     aes128-ctr: x1.6-2.2 per CPU-second; chacha20-poly1305 (only if a server offers nothing else): x3.2-4.2
+ *   So the binding halves the CPU the SSH layer needs per byte. We still leave it out: the bridge moves business files
+ *   to partners across the internet, where a file's time goes to round trips (handshake, open, write window, close,
+ *   rename) and the partner's link; 130+ MB/s per core is more than such links carry, and a function that does move
+ *   large files at a fractional CPU share is better served by a larger MemorySize (more CPU) than by a native addon.
+ *   Including it costs a compile per architecture against Amazon Linux's glibc and the runtime's Node ABI, two zips,
+ *   and an arm64 artefact no test here can load. Should that change, the bundle already requires
+ *   ./crypto/build/Release/sshcrypto.node: adding that one entry (built by npm ci in the build container) switches it
+ *   on, and the bench shows the effect.
  * - The AWS SDK v3 is bundled although nodejs24.x ships one: the runtime's copy changes under us without a deploy, a
- *   bundled one is the version the tests ran. Its ES-module builds are preferred (mainFields module,main) so esbuild
- *   drops the unused commands: the zip shrinks from about 1.14 MB to 0.90 MB. With the SDK left to the runtime the
- *   zip would be about 0.57 MB; we pay about 0.3 MB for pinning and stay under the 1 MiB budget.
- * - zod's 40-odd error-message locales (260 KB of the bundle) are reduced to English, the only one the bridge uses
- *   (zod sets it as its default); the others throw a clear error if anything ever asks for them.
+ *   bundled one is the version the tests ran. esbuild prefers the SDK's ES-module builds (mainFields module,main) so
+ *   unused commands and schemas drop out: 862 KB instead of 1,023 KB with its CommonJS builds. Leaving the SDK to the
+ *   runtime would give 517 KB: pinning costs about 345 KB, and the zip stays at 82% of the 1 MiB budget.
+ * - zod 4 re-exports its 40-odd message locales through `z.locales`, so esbuild keeps them all; only English (zod's
+ *   default) is bundled, the others throw a clear error if called: -52 KB.
  * - Whitespace and syntax are minified, identifiers are not, and names are kept (keepNames): the engine's errors take
- *   their `name` from `new.target.name`, which renamed or deduplicated classes would change. Mangling identifiers
- *   would make index.js 75 KB smaller in the zip but index.js.map 160 KB larger (names and denser mappings), so the
- *   zip is smaller without it, and stack traces stay readable even without --enable-source-maps.
+ *   their `name` from `new.target.name`, which renamed or deduplicated classes would change. Mangled identifiers
+ *   shrink index.js by 73 KB in the zip but grow index.js.map by 162 KB (the names table and denser mappings): +89 KB
+ *   in all. Unmangled, stack traces read well even without a source map.
  * - index.js.map is linked (//# sourceMappingURL) and shipped, without sourcesContent: stack traces need only the
- *   mappings, and the sources would add about 1 MB to the zip. Node uses it when NODE_OPTIONS=--enable-source-maps
- *   (about +20 ms of cold init here).
- * - Reproducible: entries sorted, DOS timestamps fixed (1980-01-01 00:00, or SOURCE_DATE_EPOCH when set), mode
- *   0644, no extended-timestamp fields, no absolute paths in the bundle or map. Same sources, lockfile and Node major
- *   give the same bytes; the deflate step is Node's zlib, so compare builds made by the same Node version.
+ *   mappings, and the sources would take the zip to 1.57 MB. Node applies it with NODE_OPTIONS=--enable-source-maps.
+ *   Cold init (require of index.js in a fresh Node 24 process, measured by test/integration/package.test.ts) is about
+ *   130 ms, and about 10-40 ms more with source maps enabled.
+ * - Reproducible: entries sorted, DOS timestamps fixed (1980-01-01 00:00, or SOURCE_DATE_EPOCH when set), mode 0644,
+ *   no extended-timestamp fields, no absolute paths in the bundle or map. The same sources and lockfile built by the
+ *   same Node version give the same bytes (deflate is Node's bundled zlib): test/integration/package.test.ts builds
+ *   twice, in different processes, directories and time zones, and compares.
  */
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";

@@ -96,6 +96,10 @@ export async function push(ctx: EngineContext, items: PushItem[], options: PushO
   return { streams, unrouted };
 }
 
+function unquoted(eTag: string | undefined): string | undefined {
+  return eTag?.replace(/"/g, "");
+}
+
 function claimingStream(ctx: EngineContext, item: PushItem): string | undefined {
   return Object.entries(ctx.config.streams).find(([, s]) => {
     const prefix = pushSourcePrefix(s);
@@ -144,8 +148,20 @@ async function pushStream(
       let sftpSession;
       try {
         const destination = remotePath(pushConfig.to, relative);
+        // When the event named the ETag, the receipt check goes out with the GET instead of after it (one S3 round
+        // trip less per file); its answer only counts if it is about the version the GET returned.
+        const early =
+          options.force || item.eTag === undefined
+            ? undefined
+            : ctx.receipts.hasPushReceipt(stream, relative, item.eTag);
+        early?.catch(() => undefined);
         const object = await ctx.s3.open(item.bucket, item.key, item.versionId);
-        if (!options.force && (await ctx.receipts.hasPushReceipt(stream, relative, object.eTag))) {
+        const duplicate = options.force
+          ? false
+          : early !== undefined && unquoted(item.eTag) === unquoted(object.eTag)
+            ? await early
+            : await ctx.receipts.hasPushReceipt(stream, relative, object.eTag);
+        if (duplicate) {
           object.body.destroy();
           return report.addSkipped({
             source,

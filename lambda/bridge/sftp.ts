@@ -72,8 +72,8 @@ export function fingerprint(keyBlob: Buffer): string {
 // SFTP status codes (draft-ietf-secsh-filexfer-02) that callers branch on.
 const NO_SUCH_FILE = 2;
 const PERMISSION_DENIED = 3;
-const MAX_WRITE_BYTES_IN_FLIGHT = 8 * 1024 * 1024;
-const MAX_READ_REQUESTS_IN_FLIGHT = 32;
+const MAX_WRITE_BYTES_IN_FLIGHT = 4 * 1024 * 1024;
+const MAX_READ_REQUESTS_IN_FLIGHT = 16;
 const CLOSE_GRACE_MS = 2000;
 
 /** The SFTP status of an error, whether it came raw from ssh2 (a number) or via ssh2-sftp-client (an errno name). */
@@ -497,8 +497,8 @@ function maxReadLen(sftp: SFTPWrapper): number {
 }
 
 /**
- * Writes a byte stream at increasing offsets with many WRITE requests in flight, bounded by bytes in flight. ssh2
- * copies each request into its own packet, so source buffers are free once `write` returns.
+ * Writes a byte stream at increasing offsets with many WRITE requests of the server's maximum size in flight, bounded
+ * by bytes in flight. ssh2 copies each request into its own packet, so source buffers are free once `write` returns.
  */
 async function pipelinedWrite(
   sftp: SFTPWrapper,
@@ -537,22 +537,44 @@ async function pipelinedWrite(
     }
   };
 
+  const send = async (piece: Buffer) => {
+    await waitFor(() => failure !== undefined || inFlight < MAX_WRITE_BYTES_IN_FLIGHT);
+    if (failure !== undefined) throw failure;
+    const length = piece.length;
+    inFlight += length;
+    sftp.write(handle, piece, 0, length, offset, (err) => {
+      inFlight -= length;
+      if (err && failure === undefined) failure = err;
+      settle();
+    });
+    offset += length;
+  };
+  // Source chunks (64 KiB or less from an S3 body) are gathered into full-size WRITEs: a 64 KiB WRITE goes out as
+  // two full SSH packets and a 29-byte one, a 255 KiB WRITE as eight; fewer packets, fewer requests, less CPU.
+  const staging = Buffer.allocUnsafeSlow(chunk);
+  let staged = 0;
   for await (const data of source) {
     const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     hash?.update(buf);
-    for (let at = 0; at < buf.length; at += chunk) {
-      await waitFor(() => failure !== undefined || inFlight < MAX_WRITE_BYTES_IN_FLIGHT);
-      if (failure !== undefined) throw failure;
-      const piece = buf.subarray(at, Math.min(at + chunk, buf.length));
-      inFlight += piece.length;
-      sftp.write(handle, piece, 0, piece.length, offset, (err) => {
-        inFlight -= piece.length;
-        if (err && failure === undefined) failure = err;
-        settle();
-      });
-      offset += piece.length;
+    let at = 0;
+    while (at < buf.length) {
+      if (staged === 0 && buf.length - at >= chunk) {
+        await send(buf.subarray(at, at + chunk));
+        at += chunk;
+        continue;
+      }
+      const n = Math.min(chunk - staged, buf.length - at);
+      buf.copy(staging, staged, at, at + n);
+      staged += n;
+      at += n;
+      // ssh2 copies a WRITE into its own packet before write() returns, so the staging buffer is free again.
+      if (staged === chunk) {
+        await send(staging);
+        staged = 0;
+      }
     }
   }
+  if (staged > 0) await send(staging.subarray(0, staged));
   await waitFor(() => failure !== undefined || inFlight === 0);
   if (failure !== undefined) throw failure;
   return offset;

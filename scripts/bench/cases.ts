@@ -9,7 +9,7 @@ import { BUCKET, LARGE_NAME, RECEIPTS_BUCKET, filesIn, type BenchEnv } from "./e
 import { measureCommand, measureNodeChild, type Sample } from "./measure";
 
 export type Group = "s3-sftp-large" | "sftp-s3-large" | "s3-sftp-small" | "sftp-s3-small";
-export type Tool = "bridge" | "rclone" | "sftp" | "sftp-gcm" | "sdk";
+export type Tool = "bridge" | "baseline" | "rclone" | "sftp" | "sftp-gcm" | "sdk";
 
 export interface Case {
   id: string;
@@ -32,6 +32,8 @@ export const GROUPS: Record<Group, string> = {
 export interface CaseOptions {
   /** The bundled child script (see measure.ts). */
   childScript: string;
+  /** The same child built from an earlier version of the engine (--baseline), and that version's name. */
+  baseline?: { script: string; ref: string };
   /** Extra node flags for the bridge child (e.g. --cpu-prof). */
   bridgeNodeArgs: string[];
   /** Node binary for the bridge children (default: the one running the bench). */
@@ -43,7 +45,9 @@ export interface CaseOptions {
 async function expectLocal(dir: string, files: number, bytes: number, what: string): Promise<void> {
   const found = await filesIn(dir);
   if (found.count !== files || found.bytes !== bytes) {
-    throw new Error(`${what}: expected ${files} files / ${bytes} bytes in ${dir}, found ${found.count} / ${found.bytes}`);
+    throw new Error(
+      `${what}: expected ${files} files / ${bytes} bytes in ${dir}, found ${found.count} / ${found.bytes}`,
+    );
   }
 }
 
@@ -51,7 +55,9 @@ async function expectS3(env: BenchEnv, prefix: string, files: number, bytes: num
   const found = await env.listPrefix(BUCKET, prefix);
   const total = found.reduce((n, o) => n + (o.Size ?? 0), 0);
   if (found.length !== files || total !== bytes) {
-    throw new Error(`${what}: expected ${files} objects / ${bytes} bytes under ${prefix}, found ${found.length} / ${total}`);
+    throw new Error(
+      `${what}: expected ${files} objects / ${bytes} bytes under ${prefix}, found ${found.length} / ${total}`,
+    );
   }
 }
 
@@ -122,11 +128,11 @@ export async function makeCases(env: BenchEnv, options: CaseOptions): Promise<Ca
     return measureCommand(env.dir, "sftp", args);
   };
 
-  const bridge = async (index: number, job: (receipts: string) => ChildJob) => {
+  const bridge = async (script: string, index: number, job: (receipts: string) => ChildJob) => {
     const receipts = `run-${index}-${Date.now()}/`;
     try {
       return await measureNodeChild(
-        { scratch: env.dir, script: options.childScript, nodeArgs: options.bridgeNodeArgs, node: options.bridgeNode },
+        { scratch: env.dir, script, nodeArgs: options.bridgeNodeArgs, node: options.bridgeNode },
         job(receipts),
       );
     } finally {
@@ -134,6 +140,12 @@ export async function makeCases(env: BenchEnv, options: CaseOptions): Promise<Ca
     }
   };
   const config = (receipts: string) => bridgeConfig(env, receipts, options.concurrency);
+  const engines: { tool: Tool; script: string; suffix: string }[] = [
+    { tool: "bridge", script: options.childScript, suffix: "" },
+    ...(options.baseline
+      ? [{ tool: "baseline" as Tool, script: options.baseline.script, suffix: ` @ ${options.baseline.ref}` }]
+      : []),
+  ];
 
   const cases: Case[] = [];
   for (const size of ["large", "small"] as const) {
@@ -143,25 +155,27 @@ export async function makeCases(env: BenchEnv, options: CaseOptions): Promise<Ca
     const down: Group = `sftp-s3-${size}`;
 
     // ---- S3 -> SFTP
-    cases.push({
-      id: `${up}/bridge`,
-      group: up,
-      tool: "bridge",
-      label: "bridge push",
-      ...amount,
-      async run(index) {
-        const dest = await env.resetSftpDir(`bridge-push-${size}`);
-        const sample = await bridge(index, (receipts) => ({
-          kind: "bridge-push",
-          s3: s3Env,
-          config: config(receipts),
-          items,
-        }));
-        await expectLocal(dest.local, amount.files, amount.bytes, this.id);
-        await rm(dest.local, { recursive: true, force: true });
-        return sample;
-      },
-    });
+    for (const engine of engines) {
+      cases.push({
+        id: `${up}/${engine.tool}`,
+        group: up,
+        tool: engine.tool,
+        label: `bridge push${engine.suffix}`,
+        ...amount,
+        async run(index) {
+          const dest = await env.resetSftpDir(`bridge-push-${size}`);
+          const sample = await bridge(engine.script, index, (receipts) => ({
+            kind: "bridge-push",
+            s3: s3Env,
+            config: config(receipts),
+            items,
+          }));
+          await expectLocal(dest.local, amount.files, amount.bytes, this.id);
+          await rm(dest.local, { recursive: true, force: true });
+          return sample;
+        },
+      });
+    }
     cases.push({
       id: `${up}/rclone`,
       group: up,
@@ -170,7 +184,10 @@ export async function makeCases(env: BenchEnv, options: CaseOptions): Promise<Ca
       ...amount,
       async run() {
         const dest = await env.resetSftpDir(`rclone-push-${size}`);
-        const sample = await rclone(`${env.rcloneS3.name}:${BUCKET}/${size}/out`, `${env.rcloneSftp.name}:${dest.remote}`);
+        const sample = await rclone(
+          `${env.rcloneS3.name}:${BUCKET}/${size}/out`,
+          `${env.rcloneSftp.name}:${dest.remote}`,
+        );
         await expectLocal(dest.local, amount.files, amount.bytes, this.id);
         await rm(dest.local, { recursive: true, force: true });
         return sample;
@@ -205,28 +222,30 @@ export async function makeCases(env: BenchEnv, options: CaseOptions): Promise<Ca
     }
 
     // ---- SFTP -> S3
-    cases.push({
-      id: `${down}/bridge`,
-      group: down,
-      tool: "bridge",
-      label: "bridge pull",
-      ...amount,
-      async run(index) {
-        const prefix = `${size}/bridge-in/`;
-        await env.emptyPrefix(BUCKET, prefix);
-        await env.stageSftpSource(`bridge-pull-${size}`, size);
-        const sample = await bridge(index, (receipts) => ({
-          kind: "bridge-pull",
-          s3: s3Env,
-          config: config(receipts),
-          streams: [size],
-        }));
-        await expectS3(env, prefix, amount.files, amount.bytes, this.id);
-        await env.emptyPrefix(BUCKET, prefix);
-        await rm(env.sftpDir(`bridge-pull-${size}`).local, { recursive: true, force: true });
-        return sample;
-      },
-    });
+    for (const engine of engines) {
+      cases.push({
+        id: `${down}/${engine.tool}`,
+        group: down,
+        tool: engine.tool,
+        label: `bridge pull${engine.suffix}`,
+        ...amount,
+        async run(index) {
+          const prefix = `${size}/bridge-in/`;
+          await env.emptyPrefix(BUCKET, prefix);
+          await env.stageSftpSource(`bridge-pull-${size}`, size);
+          const sample = await bridge(engine.script, index, (receipts) => ({
+            kind: "bridge-pull",
+            s3: s3Env,
+            config: config(receipts),
+            streams: [size],
+          }));
+          await expectS3(env, prefix, amount.files, amount.bytes, this.id);
+          await env.emptyPrefix(BUCKET, prefix);
+          await rm(env.sftpDir(`bridge-pull-${size}`).local, { recursive: true, force: true });
+          return sample;
+        },
+      });
+    }
     cases.push({
       id: `${down}/rclone`,
       group: down,

@@ -140,13 +140,15 @@ if (require.main === module) {
   readFile(process.argv[2] ?? "", "utf8")
     .then((text) => run(JSON.parse(text) as ChildJob))
     .then(
-    (result) => {
-      process.stdout.write(JSON.stringify(result) + "\n");
-      process.exit(0);
-    },
-    (err: unknown) => {
-      process.stderr.write(`bench child failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-      process.exit(1);
-    },
-  );
+      (result) => {
+        process.stdout.write(JSON.stringify(result) + "\n");
+        process.exit(0);
+      },
+      (err: unknown) => {
+        process.stderr.write(
+          `bench child failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+        );
+        process.exit(1);
+      },
+    );
 }

@@ -1,12 +1,12 @@
 // `npm run bench`: the bridge against OpenSSH sftp, rclone and a plain SDK upload, on loopback, same servers, same
 // bytes. Not part of CI; prints a table and writes docs/benchmarks.md. `--help` lists the options.
-import { mkdir } from "node:fs/promises";
+import { mkdir, mkdtemp } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { makeCases, type Case } from "./cases";
 import { startBenchEnv, mib } from "./env";
-import { buildChild, firstLine, type Sample } from "./measure";
+import { buildChild, extractEngine, firstLine, type Sample } from "./measure";
 import { resultsTable, rows, targets, targetsTable, writeDoc, type CaseResult } from "./report";
 
 const REPO = path.resolve(__dirname, "..", "..");
@@ -22,6 +22,7 @@ const HELP = `npm run bench -- [options]
   --profile           write V8 CPU profiles of the bridge children to bench-profiles/
   --node-args <flags> extra flags for the bridge's node process (e.g. "--max-semi-space-size=2")
   --node <path>       run the bridge children with another node binary (default: this one)
+  --baseline <ref>    also measure the engine as it was at this git ref (rows "bridge ... @ ref")
   --out <file>        document to update (default docs/benchmarks.md)
   --write / --no-write  update the document or not (default: write unless --quick)`;
 
@@ -45,6 +46,7 @@ async function main(): Promise<void> {
       profile: { type: "boolean", default: false },
       "node-args": { type: "string" },
       node: { type: "string" },
+      baseline: { type: "string" },
       out: { type: "string", default: "docs/benchmarks.md" },
       write: { type: "boolean" },
       "no-write": { type: "boolean" },
@@ -70,6 +72,15 @@ async function main(): Promise<void> {
   const started = new Date();
   const loadBefore = os.loadavg();
   const childScript = await buildChild(REPO);
+  let baseline: { script: string; ref: string } | undefined;
+  if (values.baseline) {
+    const engineDir = await extractEngine(
+      REPO,
+      values.baseline,
+      await mkdtemp(path.join(os.tmpdir(), "bench-baseline-")),
+    );
+    baseline = { script: await buildChild(REPO, "child-baseline", engineDir), ref: values.baseline };
+  }
   const profileDir = path.join(REPO, "bench-profiles");
   if (values.profile) await mkdir(profileDir, { recursive: true });
   const env = await startBenchEnv(sizes, log);
@@ -78,6 +89,7 @@ async function main(): Promise<void> {
     const cases = (
       await makeCases(env, {
         childScript,
+        baseline,
         bridgeNodeArgs: [
           ...(values.profile ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []),
           ...(values["node-args"]?.split(/\s+/).filter(Boolean) ?? []),
@@ -95,7 +107,7 @@ async function main(): Promise<void> {
         const sample: Sample = await c.run(run);
         result.samples.push(sample);
         log(
-          `  ${((c.bytes / 1e6) / sample.seconds).toFixed(1)} MB/s, ${(c.files / sample.seconds).toFixed(1)} files/s, ` +
+          `  ${(c.bytes / 1e6 / sample.seconds).toFixed(1)} MB/s, ${(c.files / sample.seconds).toFixed(1)} files/s, ` +
             `${sample.cpuS.toFixed(2)} CPU s, ${sample.rssMiB.toFixed(0)} MiB` +
             (sample.detail ? ` (${sample.detail})` : ""),
         );
@@ -167,4 +179,3 @@ main().catch((err: unknown) => {
   console.error(err instanceof Error ? (err.stack ?? err.message) : err);
   process.exit(1);
 });
-

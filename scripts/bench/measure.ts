@@ -72,16 +72,20 @@ export async function measureCommand(
   // GNU time may prefix "Command exited with non-zero status"; the figures are on the last line.
   const last = timeText.trim().split("\n").pop() ?? "";
   const [user, sys, maxKiB] = last.split(/\s+/).map(Number);
-  if (![user, sys, maxKiB].every((n) => Number.isFinite(n))) throw new Error(`cannot read GNU time output: ${timeText}`);
+  if (![user, sys, maxKiB].every((n) => Number.isFinite(n)))
+    throw new Error(`cannot read GNU time output: ${timeText}`);
   return { seconds, cpuS: (user as number) + (sys as number), rssMiB: (maxKiB as number) / 1024 };
 }
 
-/** Bundles child.ts once per bench run into node_modules/.cache (so its dependencies resolve from node_modules). */
-export async function buildChild(repoRoot: string): Promise<string> {
+/**
+ * Bundles child.ts into node_modules/.cache (so its dependencies resolve from node_modules). With `engineDir`, the
+ * engine is taken from that copy of lambda/bridge instead (an earlier version, for --baseline).
+ */
+export async function buildChild(repoRoot: string, name = "child", engineDir?: string): Promise<string> {
   const { build } = await import("esbuild");
   const outdir = path.join(repoRoot, "node_modules", ".cache", "s3-sftp-bridge-bench");
   await mkdir(outdir, { recursive: true });
-  const outfile = path.join(outdir, "child.js");
+  const outfile = path.join(outdir, `${name}.js`);
   await build({
     entryPoints: [path.join(__dirname, "child.ts")],
     outfile,
@@ -91,8 +95,34 @@ export async function buildChild(repoRoot: string): Promise<string> {
     format: "cjs",
     packages: "external",
     logLevel: "warning",
+    plugins: engineDir
+      ? [
+          {
+            name: "baseline-engine",
+            setup(b) {
+              b.onResolve({ filter: /^\.\.\/\.\.\/lambda\/bridge$/ }, () => ({
+                path: path.join(engineDir, "index.ts"),
+              }));
+            },
+          },
+        ]
+      : [],
   });
   return outfile;
+}
+
+/** lambda/bridge as it was at a git ref, extracted into `dir`; returns the engine's directory. */
+export async function extractEngine(repoRoot: string, ref: string, dir: string): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  const exit = await runProcess("sh", [
+    "-c",
+    `git -C "$0" archive "$1" lambda/bridge | tar -x -C "$2"`,
+    repoRoot,
+    ref,
+    dir,
+  ]);
+  if (exit.code !== 0) throw new Error(`cannot extract lambda/bridge at ${ref}: ${exit.stderr.trim()}`);
+  return path.join(dir, "lambda", "bridge");
 }
 
 export interface NodeChildOptions {
@@ -109,11 +139,16 @@ export async function measureNodeChild(options: NodeChildOptions, job: ChildJob)
   const jobFile = path.join(options.scratch, `job-${process.pid}-${Date.now()}.json`);
   await writeFile(jobFile, JSON.stringify(job));
   try {
-    const exit = await runProcess(options.node ?? process.execPath, [...(options.nodeArgs ?? []), options.script, jobFile], {
-      env: options.env,
-      cwd: options.scratch,
-    });
-    if (exit.code !== 0) throw new Error(`bench child (${job.kind}) exited ${exit.code ?? exit.signal}\n${exit.stderr}`);
+    const exit = await runProcess(
+      options.node ?? process.execPath,
+      [...(options.nodeArgs ?? []), options.script, jobFile],
+      {
+        env: options.env,
+        cwd: options.scratch,
+      },
+    );
+    if (exit.code !== 0)
+      throw new Error(`bench child (${job.kind}) exited ${exit.code ?? exit.signal}\n${exit.stderr}`);
     const line = exit.stdout.trim().split("\n").pop() ?? "";
     const result = JSON.parse(line) as ChildResult;
     if (result.failed > 0) {

@@ -140,7 +140,9 @@ export function targetsTable(list: Target[]): string {
   return [
     "| target | goal | measured | met |",
     "| --- | --- | --- | --- |",
-    ...list.map((t) => `| ${t.what} | ${t.goal} | ${t.measured} | ${t.met === undefined ? "-" : t.met ? "yes" : "**no**"} |`),
+    ...list.map(
+      (t) => `| ${t.what} | ${t.goal} | ${t.measured} | ${t.met === undefined ? "-" : t.met ? "yes" : "**no**"} |`,
+    ),
   ].join("\n");
 }
 

@@ -29,7 +29,7 @@ function connect(args: BenchArgs): Promise<{ client: Client; sftp: SFTPWrapper; 
     client.on("error", reject);
     client.on("ready", () => {
       // FIELD-NOTES: without TCP_NODELAY ssh2 is ten times slower on loopback; the engine sets it too.
-      (client as unknown as { _sock: { setNoDelay(v: boolean): void } })._sock.setNoDelay(true);
+      client.setNoDelay(true);
       client.sftp((err, sftp) => (err ? reject(err) : resolve({ client, sftp, cipher })));
     });
     const config: ConnectConfig = {

@@ -1,7 +1,7 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -67,7 +67,10 @@ describe("local stack, in process", () => {
     expect(text).toContain(`user demo_user, private key ${path.join(dir, "keys", "demo_user")}`);
     expect(text).toContain(`Lambda Invoke   ${stack.lambda.url}  function "bridge"`);
     expect(text).toContain(`sftp -P ${stack.sftp.port} -i ${path.join(dir, "keys", "demo_user")}`);
-    expect(text).toContain("aws s3 cp ./hello.txt s3://bridge-local/demo/outbound/hello.txt");
+    expect(text).toContain("echo hello > hello.txt && aws s3 cp hello.txt s3://bridge-local/demo/outbound/hello.txt");
+    expect(text).toContain(
+      "every 0.5 s, new files are copied to s3://bridge-local/demo/inbound/ and the originals moved to /outbound/.done",
+    );
   });
 
   it("writes the effective config and a state file pointing at the embedded servers", async () => {
@@ -139,7 +142,12 @@ describe("local stack, in process", () => {
   });
 
   it("pulls a file dropped in the SFTP folder into S3 and moves the original to .done", async () => {
-    await writeFile(path.join(stack.sftp.root, "outbound", "settlement.csv"), "settled\n");
+    // Written aside and renamed in, as a partner's upload appears: a scheduled pull never sees it half-written.
+    await writeFile(path.join(stack.sftp.root, "settlement.csv.tmp"), "settled\n");
+    await rename(
+      path.join(stack.sftp.root, "settlement.csv.tmp"),
+      path.join(stack.sftp.root, "outbound", "settlement.csv"),
+    );
     const copy = await waitFor("the pulled object in S3", () =>
       getObject(s3, "bridge-local", "demo/inbound/settlement.csv"),
     );
@@ -190,7 +198,7 @@ describe("local stack with a broken config", () => {
       const bad = path.join(dir, "bad.yaml");
       await writeFile(bad, "streams:\n  demo:\n    s3: { bucket: bridge-local }\n    sftp: { host: h }\n");
       await expect(startLocalStack({ dir, configPath: bad, quiet: true })).rejects.toThrow(
-        /^config .*bad\.yaml has 3 problem\(s\):\n {2}streams\.demo: /,
+        /^config .*bad\.yaml has \d+ problem\(s\):\n {2}streams\.demo\.sftp\.credentials: /,
       );
       expect(existsSync(path.join(dir, "stack.json"))).toBe(false);
     } finally {

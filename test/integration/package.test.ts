@@ -1,13 +1,23 @@
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, utimes, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { stringify } from "yaml";
 import { fromBufferPromise } from "yauzl";
-import { buildPackage, ROOT, SIZE_BUDGET, SSH2_NATIVE, sha256, type PackageResult } from "../../scripts/package";
+import {
+  buildPackage,
+  parseCli,
+  reproducibleZip,
+  ROOT,
+  SIZE_BUDGET,
+  SSH2_NATIVE,
+  sha256,
+  zipTimestamp,
+  type PackageResult,
+} from "../../scripts/package";
 import { startBridgeEnv, type BridgeEnv } from "../support/bridge-env";
 
 /**
@@ -114,6 +124,10 @@ describe("Lambda package (scripts/package.ts)", () => {
 
   it("is reproducible: the CLI in another process, time zone and directory writes the same bytes", async () => {
     const second = path.join(work, "second");
+    // A stale zip of the same architecture goes; another architecture's stays.
+    await mkdir(second);
+    await writeFile(path.join(second, "bridge-arm64-000000000000.zip"), "stale");
+    await writeFile(path.join(second, "bridge-x86_64-000000000000.zip"), "other arch");
     const otherCwd = await mkdtemp(path.join(work, "cwd-"));
     const githubOutput = path.join(work, "github-output");
     // Another zone and cwd: yazl writes local-time DOS dates, and paths must not leak into the bundle.
@@ -136,6 +150,9 @@ describe("Lambda package (scripts/package.ts)", () => {
       },
     );
     const again = await readFile(path.join(second, path.basename(first.zipPath)));
+    expect((await readdir(second)).sort()).toEqual(
+      [path.basename(first.zipPath), "bridge-arm64.json", "bridge-x86_64-000000000000.zip"].sort(),
+    );
     expect(sha256(again)).toBe(first.sha256);
     expect(again.equals(firstZip)).toBe(true);
     // The CLI prints what the issue's closing note needs.
@@ -177,6 +194,21 @@ describe("Lambda package (scripts/package.ts)", () => {
     expect(js).toContain(`require("${SSH2_NATIVE.cpuFeatures}")`);
     const notices = entries.find((e) => e.name === "THIRD-PARTY-LICENSES.txt")!.data.toString("utf8");
     for (const pkg of ["ssh2@", "@aws-sdk/client-s3@", "zod@", "yaml@"]) expect(notices).toContain(pkg);
+  });
+
+  it("takes SOURCE_DATE_EPOCH as UTC and refuses what a zip cannot hold", async () => {
+    const t = zipTimestamp({ SOURCE_DATE_EPOCH: "1700000000" }); // 2023-11-14 22:13:20 UTC
+    const [entry] = await readZip(await reproducibleZip([{ name: "a", data: Buffer.from("a") }], t));
+    expect(entry?.dosDate).toBe(((2023 - 1980) << 9) | (11 << 5) | 14);
+    expect(entry?.dosTime).toBe((22 << 11) | (13 << 5) | (20 >> 1));
+    expect(() => zipTimestamp({ SOURCE_DATE_EPOCH: "0" })).toThrow(/between 1980 and 2107/);
+    expect(() => zipTimestamp({ SOURCE_DATE_EPOCH: "soon" })).toThrow(/SOURCE_DATE_EPOCH="soon"/);
+  });
+
+  it("rejects unknown options and architectures with usage", () => {
+    expect(parseCli([])).toEqual({ architecture: "arm64", outDir: "build", githubOutput: undefined });
+    expect(() => parseCli(["--arch", "amd64"])).toThrow(/--arch "amd64": expected one of arm64, x86_64\nusage:/);
+    expect(() => parseCli(["--zip"])).toThrow(/Unknown option '--zip'[\s\S]*usage:/);
   });
 
   describe("unzipped alone and run with plain node", () => {

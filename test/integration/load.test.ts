@@ -1,0 +1,136 @@
+import { createHash, randomBytes } from "node:crypto";
+import { readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import type { Context, S3EventRecord, SQSEvent, SQSBatchResponse } from "aws-lambda";
+import { stringify } from "yaml";
+import { startBridgeEnv, type BridgeEnv } from "../support/bridge-env";
+
+/**
+ * Load: 200 objects land in S3, and their 200 notifications reach the Lambda handler the way an SQS event source
+ * delivers them, as 20 batches of 10 with two invocations running at once. Every file must arrive intact, and the
+ * partner's server must see one SSH session per batch and never more than two at once. No timing assertions: this
+ * proves behaviour under concurrency, the speed is measured by `npm run bench`.
+ */
+const OBJECTS = 200;
+const BATCH = 10;
+const AT_ONCE = 2;
+
+const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+
+describe("load: 200 S3 notifications as 20 SQS batches, two at a time", () => {
+  let env: BridgeEnv;
+  let handler: typeof import("../../lambda/handler").handler;
+  const records: S3EventRecord[] = [];
+  const saved = { ...process.env };
+
+  const context = (n: number): Context =>
+    ({
+      functionName: "bridge",
+      functionVersion: "$LATEST",
+      invokedFunctionArn: "arn:aws:lambda:us-east-1:123456789012:function:bridge",
+      memoryLimitInMB: "512",
+      awsRequestId: `load-${n}`,
+      getRemainingTimeInMillis: () => 120_000,
+    }) as unknown as Context;
+
+  beforeAll(async () => {
+    env = await startBridgeEnv("bridge-load");
+    env.s3.onEvent((r) => records.push(r));
+    const configPath = path.join(env.dir, "bridge.config.yaml");
+    await writeFile(configPath, stringify(env.configDoc()));
+    Object.assign(process.env, {
+      BRIDGE_CONFIG: configPath,
+      BRIDGE_ALLOW_FILE_CREDENTIALS: "true",
+      BRIDGE_DEADLINE_MARGIN_MS: "5000",
+      AWS_ENDPOINT_URL_S3: env.s3.endpoint,
+      AWS_ACCESS_KEY_ID: "S3RVER",
+      AWS_SECRET_ACCESS_KEY: "S3RVER",
+      AWS_REGION: "us-east-1",
+      AWS_REQUEST_CHECKSUM_CALCULATION: "WHEN_REQUIRED",
+      POWERTOOLS_METRICS_NAMESPACE: "S3SftpBridge",
+      POWERTOOLS_SERVICE_NAME: "bridge-load-test",
+    });
+    // Loaded only now: Powertools reads its namespace and service name from the environment at module load.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    ({ handler } = require("../../lambda/handler") as typeof import("../../lambda/handler"));
+  }, 30_000);
+
+  afterAll(async () => {
+    process.env = saved;
+    await env?.close();
+  });
+
+  it("delivers every file, with one SFTP session per batch and at most two at once", async () => {
+    // 200 objects with distinct bodies, some in sub-folders, as a partner's daily drop might look.
+    const bodies = new Map<string, Buffer>();
+    for (let i = 0; i < OBJECTS; i++) {
+      const key = `psp/outbound/${i % 4 === 0 ? `batch-${i % 3}/` : ""}load-${String(i).padStart(3, "0")}.xml`;
+      const body = Buffer.concat([
+        Buffer.from(`<load n="${i}">`),
+        randomBytes(512 + (i % 7) * 100),
+        Buffer.from("</load>"),
+      ]);
+      bodies.set(key, body);
+      await env.put(key, body);
+    }
+    // s3rver's notifications arrive just after each PUT answers; wait until all 200 are in.
+    for (let i = 0; i < 500 && records.filter((r) => r.eventName.startsWith("ObjectCreated")).length < OBJECTS; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const created = records.filter((r) => r.eventName.startsWith("ObjectCreated"));
+    expect(created).toHaveLength(OBJECTS);
+
+    // One message per notification, ten messages per SQS event, as the event source mapping would batch them.
+    const batches: SQSEvent[] = [];
+    for (let b = 0; b < OBJECTS / BATCH; b++) {
+      batches.push({
+        Records: created.slice(b * BATCH, (b + 1) * BATCH).map((record, i) => ({
+          messageId: `m-${b}-${i}`,
+          eventSource: "aws:sqs",
+          body: JSON.stringify({ Records: [record] }),
+          attributes: { ApproximateReceiveCount: "1" },
+        })),
+      } as unknown as SQSEvent);
+    }
+    expect(batches).toHaveLength(20);
+
+    // Powertools logs every run as JSON on stdout/stderr; keep them, and the test output quiet.
+    const logged: string[] = [];
+    for (const stream of [process.stdout, process.stderr]) {
+      jest.spyOn(stream, "write").mockImplementation((chunk: string | Uint8Array) => {
+        logged.push(chunk.toString());
+        return true;
+      });
+    }
+    env.sftp.resetStats();
+    const results: SQSBatchResponse[] = [];
+    try {
+      // Two invocations at a time, each taking the next batch when it is done (the SQS poller's concurrency of 2).
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: AT_ONCE }, async () => {
+          while (next < batches.length) {
+            const n = next++;
+            results[n] = (await handler(batches[n], context(n))) as SQSBatchResponse;
+          }
+        }),
+      );
+    } finally {
+      jest.restoreAllMocks();
+    }
+
+    expect(results).toHaveLength(20);
+    for (const result of results) expect(result).toEqual({ batchItemFailures: [] });
+    // Every file arrived, byte for byte, at its place under /IN.
+    for (const [key, body] of bodies) {
+      const remote = "/IN/" + key.slice("psp/outbound/".length);
+      expect(sha(await readFile(env.local(remote)))).toBe(sha(body));
+    }
+    expect(logged.join("").match(/\[psp\]: Moved 10 files from S3 to SFTP/g)).toHaveLength(20);
+    // One SSH connection per stream per batch, and the poller's two invocations never made it three.
+    expect(env.sftp.stats.sessionsOpened).toBe(20);
+    expect(env.sftp.stats.maxConcurrentSessions).toBeLessThanOrEqual(AT_ONCE);
+    expect(env.sftp.stats.maxConcurrentSessions).toBeGreaterThanOrEqual(1);
+    expect(env.sftp.stats.authFailures).toBe(0);
+  }, 60_000);
+});
