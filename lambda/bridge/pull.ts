@@ -8,9 +8,10 @@ import { VerifyError, describeError } from "./errors";
 import { doneName, matchesPatterns, remoteRelative } from "./paths";
 import { pullDestPrefix, requireStream } from "./routing";
 import { StreamReportBuilder, giltLine, type StreamReport } from "./report";
+import { DEFAULT_PART_SIZE, MAX_PARTS } from "./s3";
 import { StreamSession } from "./session";
 import type { RemoteFile, SftpSession } from "./sftp";
-import type { Receipt } from "./receipts";
+import { Backlog, type Receipt } from "./receipts";
 
 /**
  * Pull: files from the partner's outbound folder into S3. A file is archived (moved to the done dir, or deleted) only
@@ -73,6 +74,7 @@ async function pullStream(ctx: EngineContext, stream: string, options: PullOptio
   const doneDir = doneDirOf(pullConfig);
   const destPrefix = pullDestPrefix(config) ?? "";
   const trigger = options.trigger ?? "schedule";
+  const backlog = new Backlog(config.sftp.concurrency);
 
   try {
     const sftp = await session.get();
@@ -128,6 +130,8 @@ async function pullStream(ctx: EngineContext, stream: string, options: PullOptio
         const body = pipeline(active.read(file.path, file.size), guard, () => undefined);
         await ctx.s3.upload(config.s3.bucket, key, body, {
           ...ctx.upload,
+          // S3 takes at most 10,000 parts: very large files need larger ones.
+          partSize: Math.max(ctx.upload.partSize ?? DEFAULT_PART_SIZE, Math.ceil(file.size / MAX_PARTS)),
           metadata: { "bridge-stream": stream, "bridge-source": encodeURIComponent(file.path) },
         });
         const stored = await ctx.s3.head(config.s3.bucket, key);
@@ -140,35 +144,42 @@ async function pullStream(ctx: EngineContext, stream: string, options: PullOptio
         const sha256 = hash.digest("hex");
         const archived = await archive(active, pullConfig, doneDir, file, relative, new Date(ctx.clock()));
         const finished = ctx.clock();
-        await ctx.receipts.write(
-          {
-            stream,
-            direction: "pull",
-            source: {
-              host: config.sftp.host,
-              path: file.path,
-              size: file.size,
-              mtime: new Date(file.mtimeMs).toISOString(),
-            },
-            destination: { bucket: config.s3.bucket, key, eTag: stored.eTag },
-            bytes: file.size,
-            sha256,
-            startedAt: new Date(started).toISOString(),
-            finishedAt: new Date(finished).toISOString(),
-            attempt: 1,
-            requestId: ctx.requestId,
-            trigger,
+        // Copied, verified and archived: the receipt is written in the background while this worker starts the next
+        // file; the file is reported moved once it is, as before.
+        const receipt: Receipt = {
+          stream,
+          direction: "pull",
+          source: {
+            host: config.sftp.host,
+            path: file.path,
+            size: file.size,
+            mtime: new Date(file.mtimeMs).toISOString(),
           },
-          relative,
-        );
-        report.addMoved({
-          source: file.path,
-          destination: `s3://${config.s3.bucket}/${key}`,
+          destination: { bucket: config.s3.bucket, key, eTag: stored.eTag },
           bytes: file.size,
           sha256,
-          durationMs: finished - started,
+          startedAt: new Date(started).toISOString(),
+          finishedAt: new Date(finished).toISOString(),
+          attempt: 1,
+          requestId: ctx.requestId,
+          trigger,
+        };
+        await backlog.add(async () => {
+          try {
+            await ctx.receipts.write(receipt, relative);
+            report.addMoved({
+              source: file.path,
+              destination: `s3://${config.s3.bucket}/${key}`,
+              bytes: file.size,
+              sha256,
+              durationMs: finished - started,
+            });
+            ctx.logger.info("pulled", { stream, source: file.path, destination: key, bytes: file.size, archived });
+          } catch (err) {
+            report.addFailed(file.path, err);
+            ctx.logger.warn("pull failed", { stream, source: file.path, error: describeError(err) });
+          }
         });
-        ctx.logger.info("pulled", { stream, source: file.path, destination: key, bytes: file.size, archived });
       } catch (err) {
         report.addFailed(file.path, err);
         ctx.logger.warn("pull failed", { stream, source: file.path, error: describeError(err) });
@@ -180,7 +191,7 @@ async function pullStream(ctx: EngineContext, stream: string, options: PullOptio
     report.addFailed(`sftp://${config.sftp.host}${pullConfig.from}`, err);
     ctx.logger.warn("pull failed", { stream, error: describeError(err) });
   } finally {
-    await session.close();
+    await Promise.all([backlog.drain(), session.close()]);
   }
   const built = report.build();
   ctx.logger.info(giltLine(built), { stream, direction: "pull", files: built.files, bytes: built.bytes });

@@ -7,7 +7,7 @@ import { isFolderMarker, matchesPatterns, remotePath } from "./paths";
 import { pushSourcePrefix, routeObject } from "./routing";
 import { StreamReportBuilder, giltLine, type SkippedFile, type StreamReport } from "./report";
 import { StreamSession } from "./session";
-import type { Receipt } from "./receipts";
+import { Backlog, type Receipt } from "./receipts";
 
 /**
  * Push: S3 objects to the stream's SFTP folder. Objects are grouped by stream so that each stream's batch shares one
@@ -121,6 +121,7 @@ async function pushStream(
   if (!config || !pushConfig) return report.build();
   const session = new StreamSession(stream, config, ctx.credentials, ctx.connect, ctx.logger);
   const trigger = options.trigger ?? (options.force ? "force" : "event");
+  const backlog = new Backlog(config.sftp.concurrency);
 
   try {
     await mapLimit(items, config.sftp.concurrency, async ({ item, relative }) => {
@@ -181,31 +182,38 @@ async function pushStream(
         });
         const sha256 = hash.digest("hex");
         const finished = ctx.clock();
-        await ctx.receipts.write(
-          {
-            stream,
-            direction: "push",
-            source: {
-              bucket: item.bucket,
-              key: item.key,
-              eTag: object.eTag,
-              versionId: object.versionId,
-              size: object.size,
-            },
-            destination: { host: config.sftp.host, path: destination },
-            bytes,
-            sha256,
-            startedAt: new Date(started).toISOString(),
-            finishedAt: new Date(finished).toISOString(),
-            attempt: item.attempt ?? 1,
-            requestId: ctx.requestId,
-            trigger,
+        // The file is on the partner's side; its receipt (and the optional delete) finishes in the background while
+        // this worker starts the next transfer. It is reported moved only once that succeeded, as before.
+        const receipt: Receipt = {
+          stream,
+          direction: "push",
+          source: {
+            bucket: item.bucket,
+            key: item.key,
+            eTag: object.eTag,
+            versionId: object.versionId,
+            size: object.size,
           },
-          relative,
-        );
-        if (pushConfig.after === "delete") await ctx.s3.delete(item.bucket, item.key, object.versionId);
-        report.addMoved({ source, destination, bytes, sha256, durationMs: finished - started, ...ref });
-        ctx.logger.info("pushed", { stream, source, destination, bytes });
+          destination: { host: config.sftp.host, path: destination },
+          bytes,
+          sha256,
+          startedAt: new Date(started).toISOString(),
+          finishedAt: new Date(finished).toISOString(),
+          attempt: item.attempt ?? 1,
+          requestId: ctx.requestId,
+          trigger,
+        };
+        await backlog.add(async () => {
+          try {
+            await ctx.receipts.write(receipt, relative);
+            if (pushConfig.after === "delete") await ctx.s3.delete(item.bucket, item.key, object.versionId);
+            report.addMoved({ source, destination, bytes, sha256, durationMs: finished - started, ...ref });
+            ctx.logger.info("pushed", { stream, source, destination, bytes });
+          } catch (err) {
+            report.addFailed(source, err, item.ref);
+            ctx.logger.warn("push failed", { stream, source, error: describeError(err) });
+          }
+        });
       } catch (err) {
         report.addFailed(source, err, item.ref);
         ctx.logger.warn("push failed", { stream, source, error: describeError(err) });
@@ -213,7 +221,7 @@ async function pushStream(
       }
     });
   } finally {
-    await session.close();
+    await Promise.all([backlog.drain(), session.close()]);
   }
   const built = report.build();
   ctx.logger.info(giltLine(built), { stream, direction: "push", files: built.files, bytes: built.bytes });
