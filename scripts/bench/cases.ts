@@ -38,6 +38,8 @@ export interface CaseOptions {
   bridgeNodeArgs: string[];
   /** Node binary for the bridge children (default: the one running the bench). */
   bridgeNode?: string;
+  /** receipts.enabled for the bridge (default true, as in production). */
+  receipts?: boolean;
   /** sftp.concurrency for the bridge's streams; undefined keeps the config default. */
   concurrency?: number;
 }
@@ -61,7 +63,12 @@ async function expectS3(env: BenchEnv, prefix: string, files: number, bytes: num
   }
 }
 
-export function bridgeConfig(env: BenchEnv, receiptsPrefix: string, concurrency?: number): BridgeConfigInput {
+export function bridgeConfig(
+  env: BenchEnv,
+  receiptsPrefix: string,
+  concurrency?: number,
+  receipts = true,
+): BridgeConfigInput {
   const { sshd } = env;
   const sftp = {
     host: sshd.host,
@@ -78,7 +85,7 @@ export function bridgeConfig(env: BenchEnv, receiptsPrefix: string, concurrency?
     pull: { from: env.sftpDir(`bridge-pull-${size}`).remote, to: "bridge-in/" },
   });
   return {
-    receipts: { bucket: RECEIPTS_BUCKET, prefix: receiptsPrefix },
+    receipts: { enabled: receipts, bucket: RECEIPTS_BUCKET, prefix: receiptsPrefix },
     streams: { large: stream("large"), small: stream("small") },
   };
 }
@@ -139,7 +146,7 @@ export async function makeCases(env: BenchEnv, options: CaseOptions): Promise<Ca
       await env.emptyPrefix(RECEIPTS_BUCKET, receipts);
     }
   };
-  const config = (receipts: string) => bridgeConfig(env, receipts, options.concurrency);
+  const config = (receipts: string) => bridgeConfig(env, receipts, options.concurrency, options.receipts ?? true);
   const engines: { tool: Tool; script: string; suffix: string }[] = [
     { tool: "bridge", script: options.childScript, suffix: "" },
     ...(options.baseline

@@ -19,7 +19,8 @@ const HELP = `npm run bench -- [options]
   --runs <n>          runs per case; the table shows medians (default 3)
   --only <a,b>        only cases whose id contains one of these (e.g. s3-sftp-large, bridge, rclone)
   --concurrency <n>   sftp.concurrency for the bridge (default: the config default)
-  --profile           write V8 CPU profiles of the bridge children to bench-profiles/
+  --no-receipts       run the bridge with receipts.enabled: false (to see what receipts cost)
+  --profile           write V8 CPU profiles of the bridge children to .tmp/bench-profiles/
   --node-args <flags> extra flags for the bridge's node process (e.g. "--max-semi-space-size=2")
   --node <path>       run the bridge children with another node binary (default: this one)
   --baseline <ref>    also measure the engine as it was at this git ref (rows "bridge ... @ ref")
@@ -43,6 +44,7 @@ async function main(): Promise<void> {
       runs: { type: "string" },
       only: { type: "string" },
       concurrency: { type: "string" },
+      "no-receipts": { type: "boolean", default: false },
       profile: { type: "boolean", default: false },
       "node-args": { type: "string" },
       node: { type: "string" },
@@ -81,7 +83,7 @@ async function main(): Promise<void> {
     );
     baseline = { script: await buildChild(REPO, "child-baseline", engineDir), ref: values.baseline };
   }
-  const profileDir = path.join(REPO, "bench-profiles");
+  const profileDir = path.join(REPO, ".tmp", "bench-profiles");
   if (values.profile) await mkdir(profileDir, { recursive: true });
   const env = await startBenchEnv(sizes, log);
   const results: CaseResult[] = [];
@@ -96,6 +98,7 @@ async function main(): Promise<void> {
         ],
         bridgeNode: values.node,
         concurrency,
+        receipts: !values["no-receipts"],
       })
     ).filter((c) => !only || only.some((o) => c.id.includes(o)));
     for (const c of cases) results.push({ case: c, samples: [] });

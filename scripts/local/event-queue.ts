@@ -56,11 +56,6 @@ export class LocalQueue {
     this.schedule();
   }
 
-  /** Messages not yet delivered successfully (waiting, in flight or waiting for a retry). */
-  get depth(): number {
-    return this.messages.length;
-  }
-
   /** Stops delivering; waits for a batch already handed to the handler. Undelivered messages are dropped. */
   async close(): Promise<void> {
     this.closed = true;

@@ -62,7 +62,6 @@ export class LocalLambda {
   // request context) relies on that, so invocations queue here.
   private tail: Promise<unknown> = Promise.resolve();
   private current: Invocation | undefined;
-  private pending = 0;
   private log: WriteStream | undefined;
   private logBytes = 0;
   private readonly restore: () => void;
@@ -79,14 +78,9 @@ export class LocalLambda {
 
   /** Runs the handler once, after any invocation already running; never rejects (errors are in `error`). */
   invoke(event: unknown, options: InvokeOptions = {}): Promise<Invocation> {
-    this.pending += 1;
     const run = this.tail.then(() => this.run(event, options));
     this.tail = run.catch(() => undefined);
-    return run.finally(() => (this.pending -= 1));
-  }
-
-  get busy(): boolean {
-    return this.pending > 0;
+    return run;
   }
 
   /** Waits for queued invocations to finish, then stops capturing output. */

@@ -2,6 +2,7 @@
 // as templates/bridge.yaml wires them in AWS (bucket notifications -> queue -> handler for push, a schedule per stream
 // for pull, the Invoke API for everything else), so a newcomer sees the real code path move files on one machine.
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import net from "node:net";
 import path from "node:path";
 import type { S3EventRecord, SQSRecord } from "aws-lambda";
 import {
@@ -106,10 +107,6 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const functionName = options.functionName ?? "bridge";
   const sftpRoot = path.join(dir, "sftp");
   const keysDir = path.join(dir, "keys");
-  await Promise.all(
-    [sftpRoot, keysDir, path.join(dir, "s3"), path.join(dir, "logs")].map((d) => mkdir(d, { recursive: true })),
-  );
-
   // Only the source's shape is needed before the servers exist (user names); it is validated once it is local.
   const sourceText = await readFile(sourceConfigPath, "utf8").catch((err: NodeJS.ErrnoException) => {
     throw new Error(`cannot read the config ${sourceConfigPath}: ${err.code ?? err.message}; pass --config <file>`);
@@ -117,6 +114,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const sourceDoc = parseConfigDocument(sourceText, options.configPath);
   // Problems are reported against the user's file, before any server starts.
   validateConfig(sourceDoc, options.configPath, { allowFileCredentials: true });
+  await Promise.all(
+    [sftpRoot, keysDir, path.join(dir, "s3"), path.join(dir, "logs")].map((d) => mkdir(d, { recursive: true })),
+  );
   const users = streamUsers(sourceDoc);
   const keyPathFor = (username: string) => path.join(keysDir, keyFileName(username));
   const hostKey = await persistentKey(path.join(keysDir, "ssh_host_ed25519_key"));
@@ -149,6 +149,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const buckets = [
       ...new Set([...Object.values(config.streams).map((s) => s.s3.bucket), config.receipts.bucket ?? []].flat()),
     ];
+    // s3rver's child dies with a stack trace on a busy port; finding out first keeps that off the user's screen.
+    if (options.s3Port) await assertPortFree(options.s3Port, "S3", "--s3-port");
     const s3 = await startLocalS3({ directory: path.join(dir, "s3"), port: options.s3Port ?? 0, buckets }).catch(
       (err: Error) => {
         throw portError("S3", options.s3Port, "--s3-port", err);
@@ -311,6 +313,14 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
 function once(fn: () => Promise<void>): () => Promise<void> {
   let running: Promise<void> | undefined;
   return () => (running ??= fn());
+}
+
+function assertPortFree(port: number, what: string, flag: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once("error", (err: NodeJS.ErrnoException) => reject(portError(what, port, flag, err)));
+    probe.listen(port, "127.0.0.1", () => probe.close(() => resolve()));
+  });
 }
 
 function portError(what: string, port: number | undefined, flag: string, err: Error): Error {
@@ -487,6 +497,7 @@ function describeMessage(record: SQSRecord): string {
  * failures are printed when they first appear, not on every run.
  */
 class ReportPrinter {
+  /** Per scheduled stream: what its last run reported, by a key without the details that change between runs. */
   private readonly lastPull = new Map<string, Set<string>>();
 
   constructor(private readonly out: (line: string) => void) {}
@@ -495,43 +506,48 @@ class ReportPrinter {
     const scheduled = isSchedule(event);
     if (invocation.error) {
       const text = `invocation failed: ${invocation.error.errorType}: ${invocation.error.errorMessage}`;
-      if (scheduled) this.pullLines(scheduled.join(","), [text]);
+      if (scheduled) this.once(scheduled.join(","), [[text, text]]);
       else this.out(line(text));
       return;
     }
     const report = reportOf(invocation);
     if (!report) return;
     for (const s of report.streams) {
-      const lines: string[] = [];
-      const noisy: string[] = [];
       for (const f of s.moved) {
-        lines.push(
-          s.direction === "push"
-            ? `${s.stream}  S3 -> SFTP  ${f.source} -> ${f.destination}  (${size(f.bytes)})`
-            : `${s.stream}  SFTP -> S3  ${f.source} -> ${f.destination}  (${size(f.bytes)})`,
-        );
+        const way = s.direction === "push" ? "S3 -> SFTP" : "SFTP -> S3";
+        this.out(line(`${s.stream}  ${way}  ${f.source} -> ${f.destination}  (${size(f.bytes)})`));
       }
       for (const f of s.planned ?? []) {
-        lines.push(
-          `${s.stream}  would resend ${f.source} -> ${f.destination} (${size(f.bytes)}, delivered ${f.deliveries.length}x before)`,
+        const before = f.deliveries.length;
+        this.out(
+          line(`${s.stream}  would resend ${f.source} -> ${f.destination} (${size(f.bytes)}, ${before}x before)`),
         );
       }
-      for (const f of s.failed) noisy.push(`${s.stream}  FAILED ${s.direction} ${f.source}: ${f.message}`);
-      for (const f of s.skipped) {
-        noisy.push(`${s.stream}  skipped ${s.direction} ${f.source}: ${f.reason}${f.detail ? ` (${f.detail})` : ""}`);
-      }
-      lines.forEach((l) => this.out(line(l)));
-      if (scheduled && s.direction === "pull") this.pullLines(s.stream, noisy);
-      else noisy.forEach((l) => this.out(line(l)));
+      // [key, text]: "too-young (modified 3 s ago)" is the same news as "(modified 8 s ago)" five seconds later.
+      const head = (verb: string) => `${s.stream}  ${verb} ${s.direction}`;
+      const problems: [string, string][] = [
+        ...s.failed.map((f): [string, string] => [
+          `failed ${f.source} ${f.code}`,
+          `${head("FAILED")} ${f.source}: ${f.message}`,
+        ]),
+        ...s.skipped.map((f): [string, string] => [
+          `skipped ${f.source} ${f.reason}`,
+          `${head("skipped")} ${f.source}: ${f.reason}${f.detail ? ` (${f.detail})` : ""}`,
+        ]),
+      ];
+      if (scheduled && s.direction === "pull") this.once(s.stream, problems);
+      else problems.forEach(([, text]) => this.out(line(text)));
     }
-    for (const f of report.unrouted)
+    for (const f of report.unrouted) {
       this.out(line(`skipped ${f.source}: ${f.reason}${f.detail ? ` (${f.detail})` : ""}`));
+    }
   }
 
-  private pullLines(key: string, lines: string[]): void {
-    const before = this.lastPull.get(key) ?? new Set<string>();
-    for (const l of lines) if (!before.has(l)) this.out(line(l));
-    this.lastPull.set(key, new Set(lines));
+  /** Prints what the previous run of this schedule did not already report. */
+  private once(schedule: string, entries: [string, string][]): void {
+    const before = this.lastPull.get(schedule) ?? new Set<string>();
+    for (const [key, text] of entries) if (!before.has(key)) this.out(line(text));
+    this.lastPull.set(schedule, new Set(entries.map(([key]) => key)));
   }
 }
 

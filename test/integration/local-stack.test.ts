@@ -142,6 +142,8 @@ describe("local stack, in process", () => {
   });
 
   it("pulls a file dropped in the SFTP folder into S3 and moves the original to .done", async () => {
+    // An upload in progress (pull.ignore): reported once, not on every scheduled run.
+    await writeFile(path.join(stack.sftp.root, "outbound", "incoming.csv.part"), "partial");
     // Written aside and renamed in, as a partner's upload appears: a scheduled pull never sees it half-written.
     await writeFile(path.join(stack.sftp.root, "settlement.csv.tmp"), "settled\n");
     await rename(
@@ -161,6 +163,8 @@ describe("local stack, in process", () => {
         l.includes("demo  SFTP -> S3  /outbound/settlement.csv -> s3://bridge-local/demo/inbound/settlement.csv"),
       ),
     );
+    await new Promise((r) => setTimeout(r, 1200));
+    expect(lines.filter((l) => l.includes("skipped pull /outbound/incoming.csv.part: ignored"))).toHaveLength(1);
   });
 
   it("gives a failed SQS message back to the queue and delivers it on a later attempt", async () => {
@@ -232,6 +236,8 @@ describe("npm start, as a child process", () => {
       cwd: ROOT,
       env: { ...process.env, PATH: `${path.join(ROOT, "node_modules", ".bin")}:${process.env.PATH}` },
       stdio: ["ignore", "pipe", "pipe"],
+      // Its own process group, so Ctrl-C can be sent as a terminal sends it: to the stack and everything it started.
+      detached: true,
     });
     let out = "";
     child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
@@ -239,7 +245,7 @@ describe("npm start, as a child process", () => {
     const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
     await waitFor("the stack to print its instructions", () => out.includes("Ctrl-C stops everything"), 30_000).catch(
       (err: Error) => {
-        child.kill("SIGKILL");
+        process.kill(-child.pid!, "SIGKILL");
         throw new Error(`${err.message}\noutput:\n${out}`);
       },
     );
@@ -265,7 +271,16 @@ describe("npm start, as a child process", () => {
     dir = await mkdtemp(path.join(tmpdir(), "npm-start-"));
   });
   afterAll(async () => {
-    for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+    // A failed test may leave a stack running: take its whole process group down.
+    for (const c of children) {
+      if (c.exitCode === null && c.pid) {
+        try {
+          process.kill(-c.pid, "SIGKILL");
+        } catch {
+          // Already gone.
+        }
+      }
+    }
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -313,7 +328,8 @@ describe("npm start, as a child process", () => {
       s3.destroy();
     }
 
-    run.child.kill("SIGINT");
+    // Ctrl-C in a terminal: SIGINT to the whole foreground process group.
+    process.kill(-run.child.pid!, "SIGINT");
     expect(await run.exited).toBe(0);
     expect(run.stdout()).toContain("stopped");
     expect(processGone(run.state.pid)).toBe(true);
