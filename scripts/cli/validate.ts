@@ -1,6 +1,6 @@
 import { SSMClient } from "@aws-sdk/client-ssm";
 import { loadConfig } from "../../lambda/bridge";
-import { cliRuntime, configLocation, plural, type Globals, type Io } from "./shared";
+import { UsageError, cliRuntime, configLocation, plural, type Globals, type Io } from "./shared";
 
 export const validateHelp = `Usage: bridge validate [<config>] [--lambda]
 
@@ -17,6 +17,8 @@ export async function validate(
   globals: Globals,
   io: Io,
 ): Promise<number> {
+  // An "OK" naming only the first of several configs would read as if all of them had been checked.
+  if (positionals.length > 1) throw new UsageError('validate takes at most one config; see "bridge validate --help"');
   const location = positionals[0] ?? configLocation(globals, io);
   // The same loader and validator the Lambda runs, so "OK" here means the function will accept it too. SDK clients
   // resolve their region on first use, so a local file needs no AWS setup at all.

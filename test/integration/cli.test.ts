@@ -1,7 +1,8 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, readdir, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, readdir, writeFile } from "node:fs/promises";
+import { createServer, type AddressInfo, type Socket } from "node:net";
 import path from "node:path";
 import { stringify } from "yaml";
 import type { BridgeConfigInput } from "../../lambda/bridge";
@@ -18,6 +19,15 @@ const ROOT = path.resolve(__dirname, "..", "..");
 const BIN = path.join(ROOT, "scripts", "bridge.js");
 const NODE = path.join(ROOT, "node_modules", ".bin", "node");
 const sha256 = (data: string | Buffer) => createHash("sha256").update(data).digest("hex");
+
+/** A port nothing listens on: bound, then released. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
 
 interface Run {
   code: number;
@@ -213,6 +223,213 @@ describe("bridge CLI", () => {
     const pull = await bridge(["pull", "psp", "-c", missing]);
     expect(pull).toMatchObject({ code: 1, stdout: "" });
     expect(pull.stderr).toBe(creds.stderr);
+  });
+
+  it("test-connection: a missing pull folder, or a folder that is a file, is named on stderr (exit 2)", async () => {
+    await mkdir(env.local("/tc-shape"), { recursive: true });
+    await writeFile(env.local("/tc-shape/a-file"), "not a folder\n");
+    const configs = await Promise.all([
+      writeConfig("tc-missing.yaml", (doc) => {
+        doc.streams.psp!.pull!.from = "/tc-shape/nope";
+      }),
+      writeConfig("tc-pull-file.yaml", (doc) => {
+        doc.streams.psp!.pull!.from = "/tc-shape/a-file";
+      }),
+      writeConfig("tc-push-file.yaml", (doc) => {
+        doc.streams.psp!.push!.to = "/tc-shape/a-file";
+        doc.streams.psp!.pull!.from = "/tc-shape";
+      }),
+    ]);
+    const [missing, pullFile, pushFile] = (await Promise.all(
+      configs.map((config) => bridge(["test-connection", "psp", "-c", config])),
+    )) as [Run, Run, Run];
+
+    expect(missing.code).toBe(2);
+    expect(missing.stdout).toContain("  pull.from  /tc-shape/nope: MISSING\n");
+    expect(missing.stdout).toContain("  rename     not tested: no writable folder\n");
+    expect(missing.stdout).not.toContain("OK: stream");
+    expect(missing.stderr).toBe("error: stream psp: pull.from /tc-shape/nope does not exist on the server\n");
+
+    expect(pullFile.code).toBe(2);
+    expect(pullFile.stdout).toContain("  pull.from  /tc-shape/a-file: NOT A DIRECTORY\n");
+    expect(pullFile.stderr).toBe("error: stream psp: pull.from /tc-shape/a-file is not a directory\n");
+
+    // Unlike a missing push folder (the first push creates it), a file in its place is a problem.
+    expect(pushFile.code).toBe(2);
+    expect(pushFile.stdout).toContain("  push.to    /tc-shape/a-file: NOT A DIRECTORY\n");
+    expect(pushFile.stdout).toContain("  pull.from  /tc-shape: exists (1 entry), writable\n");
+    expect(pushFile.stderr).toBe("error: stream psp: push.to /tc-shape/a-file is not a directory\n");
+    expect(await readdir(env.local("/tc-shape"))).toEqual(["a-file"]);
+  });
+
+  it("test-connection: a folder we cannot write in is named on stderr (exit 2)", async () => {
+    const dir = env.local("/tc-readonly");
+    await mkdir(dir, { recursive: true });
+    const config = await writeConfig("tc-readonly.yaml", (doc) => {
+      doc.streams.psp!.push!.to = "/tc-readonly/missing";
+      doc.streams.psp!.pull!.from = "/tc-readonly";
+    });
+    // Root writes through any mode bits, so as root the server refuses the probe's bytes instead.
+    const root = process.getuid?.() === 0;
+    if (root) env.sftp.faults.failWriteAfterBytes = 0;
+    else await chmod(dir, 0o555);
+    let run: Run;
+    try {
+      run = await bridge(["test-connection", "psp", "-c", config]);
+    } finally {
+      if (root) env.sftp.faults.failWriteAfterBytes = undefined;
+      else await chmod(dir, 0o755);
+    }
+    expect(run.code).toBe(2);
+    const probe = "(/tc-readonly/\\.bridge-probe-[0-9a-f]{8}\\.tmp)";
+    // The mode bits stop the OPEN; the fault lets the OPEN through and fails the first WRITE.
+    const reason = root
+      ? `sftp put ${probe}: write \\1: refused past 0 bytes \\(injected fault\\)`
+      : `sftp open ${probe}: permission denied`;
+    expect(run.stdout).toMatch(
+      new RegExp(`\n {2}pull\\.from {2}/tc-readonly: exists \\(0 entries\\), NOT WRITABLE: ${reason}\n`),
+    );
+    expect(run.stdout).toContain("  rename     not tested: no writable folder\n");
+    expect(run.stderr).toBe("error: stream psp: pull.from /tc-readonly is not writable\n");
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it("test-connection: refused rename fails a stream that needs it (exit 2), and only notes it otherwise", async () => {
+    await mkdir(env.local("/tc-rename"), { recursive: true });
+    const [needs, needsNot] = await Promise.all([
+      writeConfig("tc-rename.yaml", (doc) => {
+        doc.streams.psp!.push!.to = "/tc-rename";
+        doc.streams.psp!.pull!.from = "/tc-rename";
+      }),
+      writeConfig("tc-rename-unneeded.yaml", (doc) => {
+        doc.streams.psp!.push = { from: "outbound/", to: "/tc-rename", atomic: false };
+        doc.streams.psp!.pull = { from: "/tc-rename", to: "inbound/", after: "delete" };
+      }),
+    ]);
+    env.sftp.faults.refuseRename = true;
+    let runs: Run[];
+    try {
+      runs = await Promise.all([
+        bridge(["test-connection", "psp", "-c", needs]),
+        bridge(["test-connection", "psp", "-c", needsNot]),
+      ]);
+    } finally {
+      env.sftp.faults.refuseRename = false;
+    }
+    const [refused, fine] = runs as [Run, Run];
+    const row = (fix: string) =>
+      new RegExp(
+        `\n {2}rename {5}REFUSED: sftp rename (/tc-rename/\\.bridge-probe-[0-9a-f]{8}\\.part) -> \\1\\.renamed: permission denied${fix}\n`,
+      );
+    expect(refused.code).toBe(2);
+    expect(refused.stdout).toMatch(
+      row("; push\\.atomic and pull\\.after: move need it: set push\\.atomic: false / pull\\.after: delete"),
+    );
+    expect(refused.stderr).toBe(
+      "error: stream psp: the server refuses rename, which push.atomic and pull.after: move need\n",
+    );
+    expect(fine).toMatchObject({ code: 0, stderr: "" });
+    expect(fine.stdout).toMatch(row(""));
+    expect(fine.stdout).toContain("OK: stream psp can connect, push, pull\n");
+    // The probe that could not be renamed was removed again.
+    expect(await readdir(env.local("/tc-rename"))).toEqual([]);
+  });
+
+  it("test-connection: a closed port or a server that never answers is one line and exit 2", async () => {
+    const closed = await closedPort();
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    try {
+      const [refusedConfig, timeoutConfig] = await Promise.all([
+        writeConfig("tc-closed.yaml", (doc) => {
+          doc.streams.psp!.sftp.port = closed;
+        }),
+        writeConfig("tc-silent.yaml", (doc) => {
+          doc.streams.psp!.sftp.port = (silent.address() as AddressInfo).port;
+          doc.streams.psp!.sftp.readyTimeoutMs = 500;
+        }),
+      ]);
+      const [refused, timeout, debug] = await Promise.all([
+        bridge(["test-connection", "psp", "-c", refusedConfig]),
+        bridge(["test-connection", "psp", "-c", timeoutConfig]),
+        bridge(["test-connection", "psp", "-c", refusedConfig, "--debug"]),
+      ]);
+      expect(refused).toMatchObject({
+        code: 2,
+        stdout: `Stream psp: sftp://partner@127.0.0.1:${closed}\n`,
+        stderr: `error: sftp connect 127.0.0.1:${closed}: connection refused (is the server up, is the port right?)\n`,
+      });
+      const port = (silent.address() as AddressInfo).port;
+      expect(timeout).toMatchObject({
+        code: 2,
+        stdout: `Stream psp: sftp://partner@127.0.0.1:${port}\n`,
+        stderr: `error: sftp connect 127.0.0.1:${port}: no SSH answer within 500 ms (firewall? allow-listing of our address?)\n`,
+      });
+      expect(sockets.size).toBeGreaterThan(0);
+      // The same line first, then the stack and the socket error underneath it.
+      expect(debug.code).toBe(2);
+      expect(debug.stderr.split("\n")[0]).toBe(refused.stderr.trimEnd());
+      expect(debug.stderr).toMatch(/\n\s+at .*scripts\/cli\/test-connection\.ts:\d+/);
+      expect(debug.stderr).toMatch(/\ncaused by:\nError: connect ECONNREFUSED /);
+
+      // A transfer reports the connection as the stream's failure, then the one summary line on stderr.
+      const pull = await bridge(["pull", "psp", "-c", refusedConfig]);
+      expect(pull.code).toBe(2);
+      expect(pull.stdout).toBe(
+        `  FAILED  sftp://127.0.0.1/OUT: sftp connect 127.0.0.1:${closed}: connect ECONNREFUSED 127.0.0.1:${closed}\n` +
+          "psp pull: 0 files moved (0 B), 0 skipped, 1 failed\n",
+      );
+      expect(pull.stderr).toBe("error: 1 file failed (listed above)\n");
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+
+  it("wrong argument counts, a stream without the section asked for, a bad --direction, receipts off: one line, exit 1", async () => {
+    const split = await writeConfig("split.yaml", (doc) => {
+      const psp = doc.streams.psp!;
+      doc.streams.outonly = { s3: { bucket: psp.s3.bucket, prefix: "outonly/" }, sftp: psp.sftp, push: psp.push };
+      doc.streams.inonly = { s3: { bucket: psp.s3.bucket, prefix: "inonly/" }, sftp: psp.sftp, pull: psp.pull };
+      doc.receipts = { enabled: false };
+    });
+    const cases: [string[], string][] = [
+      [["push"], 'push needs a stream name or an s3:// URI; see "bridge push --help"'],
+      [["pull"], 'pull needs at least one stream name; see "bridge pull --help"'],
+      [["test-connection"], 'test-connection takes one stream name; see "bridge test-connection --help"'],
+      [["test-connection", "psp", "psp"], 'test-connection takes one stream name; see "bridge test-connection --help"'],
+      [["validate", "a.yaml", "b.yaml"], 'validate takes at most one config; see "bridge validate --help"'],
+      [["receipts"], 'receipts takes one stream name; see "bridge receipts --help"'],
+      [["receipts", "psp", "inonly"], 'receipts takes one stream name; see "bridge receipts --help"'],
+      [["receipts", "psp", "--direction", "up"], '--direction must be push or pull, not "up"'],
+      [["receipts", "psp", "--key"], `Option '--key <value>' argument missing; see "bridge receipts --help"`],
+      [["push", "inonly", "-c", split], "stream inonly has no push section; nothing to push"],
+      [["pull", "outonly", "-c", split], "stream outonly has no pull section; nothing to pull"],
+      // Checked before any stream is pulled, so the one with a pull section is not half done.
+      [["pull", "inonly", "outonly", "-c", split], "stream outonly has no pull section; nothing to pull"],
+      [["push", "ghost", "-c", split], 'unknown stream "ghost"; the config defines: inonly, outonly, psp'],
+      [
+        ["receipts", "outonly", "-c", split],
+        `receipts are turned off in ${split} (receipts.enabled: false); nothing was recorded`,
+      ],
+    ];
+    const runs = await Promise.all(cases.map(([args]) => bridge(args)));
+    runs.forEach((run, i) => {
+      const [args, message] = cases[i]!;
+      expect({ args, ...run }).toEqual({ args, code: 1, stdout: "", stderr: `error: ${message}\n` });
+    });
+  });
+
+  it("receipts with S3 unreachable is one line and exit 2", async () => {
+    const port = await closedPort();
+    const run = await bridge(["receipts", "psp"], { AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${port}` });
+    expect(run).toMatchObject({ code: 2, stdout: "" });
+    expect(run.stderr).toMatch(
+      new RegExp(
+        `^error: s3 ListBucket s3://bridge-cli/_bridge/receipts/psp/push/: .*ECONNREFUSED 127\\.0\\.0\\.1:${port}\n$`,
+      ),
+    );
   });
 
   it("names the streams the config defines when given an unknown one, for every command (exit 1)", async () => {
