@@ -14,6 +14,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve } from "node:path";
 import { build, type BuildOptions } from "esbuild";
+import { nativeAddons } from "./package";
 
 const ROOT = resolve(__dirname, "..");
 const ACTIONS = join(ROOT, "actions");
@@ -53,6 +54,9 @@ export function esbuildOptions(action: ActionBundle, root = ROOT): BuildOptions 
     sourcemap: false,
     write: false,
     logLevel: "silent",
+    // Actions that open SFTP connections (smoke-test) bundle ssh2: its optional native addons stay out, as in the
+    // Lambda package, and ssh2 uses its pure-JS paths.
+    plugins: [nativeAddons(root)],
   };
 }
 

