@@ -2,7 +2,7 @@ import { S3Client } from "@aws-sdk/client-s3";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SSMClient } from "@aws-sdk/client-ssm";
 import { createCredentialResolver, loadConfig, type BridgeConfig, type CredentialResolver } from "./bridge";
-import type { HandlerEnv } from "./env";
+import { ENV, type HandlerEnv } from "./env";
 
 /**
  * What a warm container keeps between invocations: SDK clients (connection reuse), the validated config and resolved
@@ -35,9 +35,11 @@ export function createRuntime(env: HandlerEnv, clock: () => number = Date.now): 
       const config = await loadConfig(
         env.configLocation,
         { s3, ssm },
-        { allowFileCredentials: env.allowFileCredentials },
+        {
+          allowFileCredentials: env.allowFileCredentials,
+          receiptsPrefix: env.receiptsPrefix ? { value: env.receiptsPrefix, from: ENV.receiptsPrefix } : undefined,
+        },
       );
-      if (env.receiptsPrefix) config.receipts.prefix = env.receiptsPrefix;
       cached = { config, at: clock() };
       return config;
     },

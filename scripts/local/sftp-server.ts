@@ -38,6 +38,16 @@ export interface SftpFaults {
   failWriteAfterBytes?: number;
   /** Per open file: once more than N bytes were read or written through one handle, the TCP connection is destroyed. */
   dropConnectionAfterBytes?: number;
+  /**
+   * WRITE data for file offsets at or past N is answered OK but never stored, as by a server that loses data silently
+   * (a full disk it does not report): only comparing sizes afterwards can tell.
+   */
+  discardWritesPastOffset?: number;
+  /**
+   * STAT, LSTAT and FSTAT of regular files report the size plus N, while listings keep the true size: a file that
+   * seems to change between two looks, or a server that misreports sizes.
+   */
+  statSizeOffset?: number;
   /** Wait this long before handling each SFTP request (a slow or distant server). */
   delayMs?: number;
 }
@@ -656,12 +666,18 @@ class SftpSession {
         `write ${file.path}: refused past ${limit} bytes (injected fault)`,
       );
     }
+    const discardAfter = this.ctx.faults.discardWritesPastOffset;
+    // By offset, not by arrival: clients pipeline writes out of order, and the stored file must end at N either way.
+    const kept = discardAfter === undefined ? data.length : Math.min(data.length, Math.max(0, discardAfter - offset));
+    // Only the write holding byte N logs: one line per file rather than one per discarded write.
+    if (discardAfter !== undefined && offset <= discardAfter && discardAfter < offset + data.length)
+      this.ctx.log(`write ${file.path}: dropping bytes from offset ${discardAfter} (injected fault)`);
     file.bytesWritten += data.length;
     if (this.dropAfter(file, data.length)) return;
     await this.track(file, async () => {
       let done = 0;
-      while (done < data.length) {
-        const { bytesWritten } = await file.fh.write(data, done, data.length - done, offset + done);
+      while (done < kept) {
+        const { bytesWritten } = await file.fh.write(data, done, kept - done, offset + done);
         done += bytesWritten;
       }
     });
@@ -688,7 +704,7 @@ class SftpSession {
   private async fstat(reqid: number, handle: Buffer): Promise<void> {
     const file = this.file(handle);
     await Promise.allSettled([...file.inflight]);
-    this.sftp.attrs(reqid, attributesOf(await file.fh.stat()));
+    this.sftp.attrs(reqid, this.statAttributes(await file.fh.stat()));
   }
 
   private async fsetstat(reqid: number, handle: Buffer, attrs: Partial<Attributes>): Promise<void> {
@@ -708,7 +724,14 @@ class SftpSession {
     const op = follow ? "stat" : "lstat";
     const vpath = this.ctx.files.virtual(clientPath, op);
     const real = await this.ctx.files.resolve(vpath, follow, op);
-    this.sftp.attrs(reqid, attributesOf(follow ? await stat(real) : await lstat(real)));
+    this.sftp.attrs(reqid, this.statAttributes(follow ? await stat(real) : await lstat(real)));
+  }
+
+  /** A STAT-family answer, with the statSizeOffset fault applied. */
+  private statAttributes(st: Stats): Attributes {
+    const attrs = attributesOf(st);
+    const offset = this.ctx.faults.statSizeOffset ?? 0;
+    return offset !== 0 && st.isFile() ? { ...attrs, size: Math.max(0, attrs.size + offset) } : attrs;
   }
 
   private async setstat(reqid: number, clientPath: string, attrs: Partial<Attributes>): Promise<void> {

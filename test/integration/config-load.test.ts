@@ -69,7 +69,7 @@ describe("from a local file", () => {
         JSON.stringify({
           streams: {
             psp: {
-              s3: { bucket: "acme-sftp" },
+              s3: { bucket: "acme-sftp", prefix: "psp/" },
               sftp: { host: "h", credentials: { ssmParameter: "/p" }, hostKeys: [KEY] },
               pull: { from: "/OUT" },
             },

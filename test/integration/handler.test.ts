@@ -143,6 +143,41 @@ describe("Lambda handler end to end", () => {
     expect(await handler(event, context())).toEqual({ batchItemFailures: [{ itemIdentifier: "junk" }] });
   });
 
+  it("pushes the object of a top-level EventBridge Object Created event, its key plain as EventBridge sends it", async () => {
+    const key = "psp/outbound/eventbridge/a+b c.xml";
+    await env.put(key, "<eb/>");
+    // The ETag from s3rver's own notification: the handler's duplicate check compares it with the object it reads.
+    const { eTag, size } = (await eventFor(key)).s3.object;
+    const event = {
+      version: "0",
+      id: "17793124-05d4-b198-2fde-7ededc63b103",
+      "detail-type": "Object Created",
+      source: "aws.s3",
+      account: "123456789012",
+      time: new Date().toISOString(),
+      region: "us-east-1",
+      resources: [`arn:aws:s3:::${env.bucket}`],
+      detail: {
+        version: "0",
+        bucket: { name: env.bucket },
+        object: { key, size, etag: eTag, sequencer: "00617F08299329D189" },
+        "request-id": "N4N7GDK58NMKJ12R",
+        requester: "123456789012",
+        "source-ip-address": "1.2.3.4",
+        reason: "PutObject",
+      },
+    };
+    const report = (await handler(event, context())) as import("../../lambda/bridge").RunReport;
+    expect(report.ok).toBe(true);
+    expect(report.streams).toEqual([expect.objectContaining({ stream: "psp", direction: "push", files: 1, bytes: 5 })]);
+    expect(await readFile(env.local("/IN/eventbridge/a+b c.xml"), "utf8")).toBe("<eb/>");
+    expect(stdout.join("")).toContain("[psp]: Moved 1 files from S3 to SFTP");
+
+    // EventBridge delivers at least once: the same event again is a duplicate, not a second delivery.
+    const again = (await handler(event, context())) as import("../../lambda/bridge").RunReport;
+    expect(again.streams[0]?.skipped).toEqual([expect.objectContaining({ reason: "duplicate" })]);
+  });
+
   it("pulls on a scheduled event with the streams in its input", async () => {
     const file = env.local("/OUT/scheduled.csv");
     await mkdir(path.dirname(file), { recursive: true });

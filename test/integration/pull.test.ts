@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { appendFile, mkdir, readdir, utimes, writeFile } from "node:fs/promises";
 import path from "node:path";
+import type { RunReport } from "../../lambda/bridge";
 import { startBridgeEnv, type BridgeEnv } from "../support/bridge-env";
 
 const sha = (b: Buffer | string) => createHash("sha256").update(b).digest("hex");
@@ -139,6 +140,52 @@ describe("pull SFTP -> S3 on the embedded SFTP server and s3rver", () => {
     const retry = await env.bridge(only).pull(["psp"]);
     expect(retry.streams[0]?.files).toBe(1);
     expect(existsSync(env.local("/OUT/.done/refused.csv"))).toBe(true);
+  });
+
+  describe("pull.after: delete", () => {
+    const deleting = () =>
+      env.config((doc) => {
+        doc.streams.psp!.pull!.after = "delete";
+        doc.streams.psp!.pull!.patterns = ["del-*.csv"];
+      });
+
+    it("removes the remote file once its S3 copy is verified, archiving nothing", async () => {
+      await drop("/OUT/del-ok.csv", "gone,after\n");
+      const report = await env.bridge(deleting()).pull(["psp"]);
+      expect(report.ok).toBe(true);
+      expect(report.streams[0]?.moved).toEqual([
+        expect.objectContaining({
+          source: "/OUT/del-ok.csv",
+          destination: `s3://${env.bucket}/psp/inbound/del-ok.csv`,
+        }),
+      ]);
+      expect((await env.get("psp/inbound/del-ok.csv"))?.toString()).toBe("gone,after\n");
+      expect(existsSync(env.local("/OUT/del-ok.csv"))).toBe(false);
+      expect(existsSync(env.local("/OUT/.done/del-ok.csv"))).toBe(false);
+    });
+
+    it("keeps the remote file when the S3 copy fails verification, and deletes it after the next verified copy", async () => {
+      await drop("/OUT/del-verify.csv", "must,survive\n");
+      // Listings show the true size, the check after reading sees another: the file seems to have changed mid-read.
+      env.sftp.faults.statSizeOffset = 1;
+      let report: RunReport;
+      try {
+        report = await env.bridge(deleting()).pull(["psp"]);
+      } finally {
+        delete env.sftp.faults.statSizeOffset;
+      }
+      expect(report.ok).toBe(false);
+      expect(report.streams[0]?.failed).toEqual([
+        expect.objectContaining({ source: "/OUT/del-verify.csv", code: "VERIFY_FAILED" }),
+      ]);
+      expect(readFileSync(env.local("/OUT/del-verify.csv"), "utf8")).toBe("must,survive\n");
+      expect(await env.get("psp/inbound/del-verify.csv")).toBeUndefined();
+
+      const retry = await env.bridge(deleting()).pull(["psp"]);
+      expect(retry.streams[0]?.files).toBe(1);
+      expect((await env.get("psp/inbound/del-verify.csv"))?.toString()).toBe("must,survive\n");
+      expect(existsSync(env.local("/OUT/del-verify.csv"))).toBe(false);
+    });
   });
 
   it("starts nothing once the deadline has passed; files stay for the next run", async () => {

@@ -1,6 +1,9 @@
 import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { readFile, readdir, stat } from "node:fs/promises";
+import path from "node:path";
+import type { RunReport } from "../../lambda/bridge";
+import { fingerprintOf } from "../../scripts/local/sftp-server";
 import { startBridgeEnv, type BridgeEnv } from "../support/bridge-env";
 
 const sha = (b: Buffer | string) => createHash("sha256").update(b).digest("hex");
@@ -87,6 +90,24 @@ describe("push S3 -> SFTP on s3rver and the embedded SFTP server", () => {
     expect(await env.get("psp/outbound/pinned.xml")).toBeDefined();
   });
 
+  it("connects when the server's key is the second of two pinned keys (a rotation pinned ahead)", async () => {
+    const fixture = readFileSync(path.join(__dirname, "../fixtures/sftp-server/host_ed25519_key.pub"), "utf8");
+    const otherKey = fingerprintOf(Buffer.from(fixture.split(" ")[1]!, "base64"));
+    expect(otherKey).not.toBe(env.sftp.hostKeyFingerprint);
+    await env.put("psp/outbound/second-key.xml", "<k/>");
+    const item = { bucket: env.bucket, key: "psp/outbound/second-key.xml" };
+    const pinned = (hostKeys: string[]) =>
+      env.config((doc) => {
+        doc.streams.psp!.sftp.hostKeys = hostKeys;
+      });
+    // The first key alone is refused, so the push below can only succeed by matching the second.
+    const refused = await env.bridge(pinned([otherKey])).push([item]);
+    expect(refused.streams[0]?.failed[0]?.code).toBe("HOST_KEY_REJECTED");
+    const report = await env.bridge(pinned([otherKey, env.sftp.hostKeyFingerprint])).push([item]);
+    expect(report.ok).toBe(true);
+    expect(await readFile(env.local("/IN/second-key.xml"), "utf8")).toBe("<k/>");
+  });
+
   it("fails clearly when the credentials reference points nowhere", async () => {
     await env.put("psp/outbound/nocreds.xml", "<n/>");
     const config = env.config((doc) => {
@@ -128,6 +149,79 @@ describe("push S3 -> SFTP on s3rver and the embedded SFTP server", () => {
     expect(forced.streams[0]?.files).toBe(1);
     const all = await env.bridge().context.receipts.list("psp", { direction: "push", relative: "receipt.xml" });
     expect(all.map((r) => r.trigger)).toEqual(["event", "force"]);
+  });
+
+  it("deletes the S3 object with push.after: delete once the remote copy is verified and its receipt written", async () => {
+    const key = "psp/outbound/after-delete/pay.xml";
+    await env.put(key, "<pay/>");
+    const config = env.config((doc) => {
+      doc.streams.psp!.push!.after = "delete";
+    });
+    const report = await env.bridge(config).push([{ bucket: env.bucket, key }]);
+    expect(report.ok).toBe(true);
+    expect(report.streams[0]?.moved).toEqual([expect.objectContaining({ destination: "/IN/after-delete/pay.xml" })]);
+    expect(await readFile(env.local("/IN/after-delete/pay.xml"), "utf8")).toBe("<pay/>");
+    expect(await env.get(key)).toBeUndefined();
+    const receipts = await env
+      .bridge()
+      .context.receipts.list("psp", { direction: "push", relative: "after-delete/pay.xml" });
+    expect(receipts).toEqual([expect.objectContaining({ sha256: sha("<pay/>"), bytes: 6 })]);
+  });
+
+  describe("size verification before the rename", () => {
+    const body = Buffer.alloc(300 * 1024, 7);
+    const stored = 100 * 1024;
+
+    /** A push through a server that acknowledges every write but keeps only the first `stored` bytes. */
+    async function shortPush(key: string, atomic: boolean): Promise<RunReport> {
+      await env.put(key, body);
+      const config = env.config((doc) => {
+        doc.streams.psp!.push!.atomic = atomic;
+        // Delete-after makes "the source is untouched" a real claim: only a verified delivery may remove it.
+        doc.streams.psp!.push!.after = "delete";
+      });
+      env.sftp.faults.discardWritesPastOffset = stored;
+      try {
+        return await env.bridge(config).push([{ bucket: env.bucket, key }]);
+      } finally {
+        delete env.sftp.faults.discardWritesPastOffset;
+      }
+    }
+
+    it.each([
+      ["atomic", true],
+      ["in place", false],
+    ])(
+      "%s: a short remote copy fails with VERIFY_FAILED and leaves no file, final or temporary, and S3 untouched",
+      async (mode, atomic) => {
+        const dir = `verify-${mode.replace(" ", "-")}`;
+        const key = `psp/outbound/${dir}/short.bin`;
+        const report = await shortPush(key, atomic);
+        expect(report.ok).toBe(false);
+        const failed = report.streams[0]!.failed;
+        expect(failed).toEqual([
+          expect.objectContaining({ code: "VERIFY_FAILED", source: `s3://${env.bucket}/${key}` }),
+        ]);
+        expect(failed[0]?.message).toMatch(
+          new RegExp(`^sftp verify /IN/${dir}/.*: remote size ${stored}, wrote ${body.length}`),
+        );
+        // Neither the final name nor a temporary one: the directory push created is empty.
+        expect(await readdir(env.local(`/IN/${dir}`))).toEqual([]);
+        expect(sha((await env.get(key))!)).toBe(sha(body));
+        const receipts = await env
+          .bridge()
+          .context.receipts.list("psp", { direction: "push", relative: `${dir}/short.bin` });
+        expect(receipts).toEqual([]);
+
+        // Nothing about the failure sticks: with the server healthy again the same object is delivered, then deleted.
+        const retry = await env
+          .bridge(env.config((doc) => (doc.streams.psp!.push!.after = "delete")))
+          .push([{ bucket: env.bucket, key }]);
+        expect(retry.ok).toBe(true);
+        expect(sha(await readFile(env.local(`/IN/${dir}/short.bin`)))).toBe(sha(body));
+        expect(await env.get(key)).toBeUndefined();
+      },
+    );
   });
 
   it("uses one SSH session for a batch of many files", async () => {

@@ -137,6 +137,8 @@ afterEach(async () => {
   delete server.faults.failWriteAfterBytes;
   delete server.faults.dropConnectionAfterBytes;
   delete server.faults.delayMs;
+  delete server.faults.discardWritesPastOffset;
+  delete server.faults.statSizeOffset;
 });
 
 afterAll(async () => {
@@ -399,6 +401,26 @@ describe("faults", () => {
     const started = performance.now();
     await client.stat("/keep.txt");
     expect(performance.now() - started).toBeGreaterThanOrEqual(140);
+  });
+
+  test("discardWritesPastOffset acknowledges every write but stores only the bytes before N", async () => {
+    const source = path.join(local, "discard.bin");
+    await randomFile(source, 3 * MiB);
+    const { client } = await connect(alice);
+    server.faults.discardWritesPastOffset = MiB;
+    await client.fastPut(source, "/discarded.bin");
+    expect((await stat(path.join(root, "discarded.bin"))).size).toBe(MiB);
+    expect((await client.stat("/discarded.bin")).size).toBe(MiB);
+  });
+
+  test("statSizeOffset skews STAT but not listings", async () => {
+    const { client } = await connect(alice);
+    await client.mkdir("/skew", true);
+    await client.put(Buffer.from("12345"), "/skew/five.txt");
+    server.faults.statSizeOffset = 3;
+    expect((await client.stat("/skew/five.txt")).size).toBe(8);
+    expect((await client.list("/skew")).map((e) => e.size)).toEqual([5]);
+    expect((await client.stat("/skew")).isDirectory).toBe(true);
   });
 });
 

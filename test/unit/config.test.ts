@@ -178,14 +178,70 @@ describe("validateConfig: cross-field rules", () => {
       streams: { psp: stream({ pull: undefined, s3: { bucket: "acme-sftp", prefix: "" }, push: { to: "/IN" } }) },
     };
     expect(issueAt(inStreamBucket, "receipts.prefix")).toMatch(
-      /receipts prefix "_bridge\/receipts\/" \(bucket acme-sftp\) overlaps stream "psp"'s push source "" .*pushed to the partner/,
+      /receipts prefix "_bridge\/receipts\/" \(bucket acme-sftp\) overlaps streams\.psp\.push\.from, stream "psp"'s push source "" .*pushed to the partner/,
     );
     const explicit = { receipts: { bucket: "acme-sftp", prefix: "psp/outbound/receipts" }, streams: { psp: stream() } };
-    expect(issueAt(explicit, "receipts.prefix")).toMatch(/overlaps stream "psp"'s push source "psp\/outbound\/"/);
+    expect(issueAt(explicit, "receipts.prefix")).toMatch(
+      /overlaps streams\.psp\.push\.from, stream "psp"'s push source "psp\/outbound\/"/,
+    );
     const elsewhere = { receipts: { bucket: "acme-receipts" }, ...inStreamBucket };
     expect(() => validateConfig(elsewhere, "t")).not.toThrow();
     const disabled = { receipts: { enabled: false }, ...inStreamBucket };
     expect(() => validateConfig(disabled, "t")).not.toThrow();
+  });
+
+  it("refuses a receipts prefix that overlaps a pull destination, this stream's or another's", () => {
+    const own = { receipts: { prefix: "psp/inbound/receipts/" }, streams: { psp: stream() } };
+    expect(issueAt(own, "receipts.prefix")).toMatch(
+      /receipts prefix "psp\/inbound\/receipts\/" \(bucket acme-sftp\) overlaps streams\.psp\.pull\.to, stream "psp"'s pull destination "psp\/inbound\/" .*fake or overwrite/,
+    );
+    // The pull destination inside the receipts prefix is the same clash seen from the other side.
+    const wide = {
+      receipts: { bucket: "acme-sftp", prefix: "feeds/" },
+      streams: {
+        psp: stream(),
+        feeds: stream({
+          push: undefined,
+          s3: { bucket: "acme-sftp", prefix: "feeds/" },
+          pull: { from: "/OUT", to: "in/" },
+        }),
+      },
+    };
+    expect(issueAt(wide, "receipts.prefix")).toMatch(
+      /overlaps streams\.feeds\.pull\.to, stream "feeds"'s pull destination "feeds\/in\/"/,
+    );
+    // A pull destination in another bucket is no clash when receipts go to the stream's own bucket.
+    const apart = { streams: { psp: stream({ s3: { bucket: "other-bucket", prefix: "psp/" } }) } };
+    expect(() => validateConfig(apart, "t")).not.toThrow();
+  });
+
+  it("refuses a receipts location inside a stream's s3.prefix in the same bucket", () => {
+    const doc = { streams: { psp: stream({ s3: { bucket: "acme-sftp", prefix: "" } }) } };
+    const message = issueAt(doc, "receipts.prefix");
+    expect(message).toMatch(
+      /receipts prefix "_bridge\/receipts\/" \(bucket acme-sftp\) lies inside streams\.psp\.s3\.prefix, stream "psp"'s S3 prefix "" .*set receipts\.bucket/,
+    );
+    // Only that message: push.from and pull.to do not overlap the receipts, so nothing else is reported.
+    expect(issuesOf(doc)).toHaveLength(1);
+    const nested = { receipts: { prefix: "psp/_receipts" }, streams: { psp: stream() } };
+    expect(issueAt(nested, "receipts.prefix")).toMatch(/"psp\/_receipts\/" .* lies inside streams\.psp\.s3\.prefix/);
+    // receipts.bucket defaults to the stream's bucket: naming that bucket explicitly changes nothing.
+    const explicit = { receipts: { bucket: "acme-sftp" }, ...doc };
+    expect(issueAt(explicit, "receipts.prefix")).toMatch(/lies inside streams\.psp\.s3\.prefix/);
+    const elsewhere = { receipts: { bucket: "acme-receipts" }, ...doc };
+    expect(() => validateConfig(elsewhere, "t")).not.toThrow();
+    const sibling = { receipts: { prefix: "pspx/" }, streams: { psp: stream() } };
+    expect(() => validateConfig(sibling, "t")).not.toThrow();
+    const disabled = { receipts: { enabled: false }, ...doc };
+    expect(() => validateConfig(disabled, "t")).not.toThrow();
+  });
+
+  it("reports a receipts clash once although every stream shares receipts.bucket", () => {
+    const doc = {
+      receipts: { bucket: "acme-sftp", prefix: "psp/inbound/" },
+      streams: { psp: stream(), other: stream({ s3: { bucket: "other-bucket", prefix: "o/" } }) },
+    };
+    expect(issuesOf(doc).filter((i) => i.path === "receipts.prefix")).toHaveLength(1);
   });
 
   it.each([

@@ -23,7 +23,7 @@ const config: BridgeConfig = validateConfig(
         pull: { from: "/OUT", to: "inbound" },
       },
       bank: { s3: { bucket: "payments", prefix: "bank/" }, sftp, push: { to: "/upload" } },
-      other: { s3: { bucket: "elsewhere" }, sftp, push: { from: "drop/", to: "/in" } },
+      other: { s3: { bucket: "elsewhere", prefix: "other/" }, sftp, push: { from: "drop/", to: "/in" } },
       pullonly: { s3: { bucket: "elsewhere", prefix: "feeds/" }, sftp, pull: { from: "/feeds" } },
     },
   },
@@ -62,7 +62,7 @@ describe("prefixes", () => {
         "push:psp:payments/psp/outbound/",
         "pull:psp:payments/psp/inbound/",
         "receipts:psp:payments/_bridge/receipts/",
-        "push:other:elsewhere/drop/",
+        "push:other:elsewhere/other/drop/",
       ]),
     );
   });
@@ -73,7 +73,7 @@ describe("routeObject", () => {
     ["payments", "psp/outbound/a.xml", { stream: "psp", relative: "a.xml" }],
     ["payments", "psp/outbound/2026/11/a b.xml", { stream: "psp", relative: "2026/11/a b.xml" }],
     ["payments", "bank/PAY_1.txt", { stream: "bank", relative: "PAY_1.txt" }],
-    ["elsewhere", "drop/x.csv", { stream: "other", relative: "x.csv" }],
+    ["elsewhere", "other/drop/x.csv", { stream: "other", relative: "x.csv" }],
   ])("%s/%s -> %j", (bucket, key, expected) => {
     expect(routeObject(config, bucket, key)).toEqual(expected);
   });

@@ -1,6 +1,14 @@
 import type { z } from "zod";
 import { ConfigError, type ConfigIssue } from "../errors";
-import { isRemoteDescendant, normalizePrefix, normalizeRemoteRoot, prefixProblem, remotePathProblem } from "../paths";
+import {
+  isRemoteDescendant,
+  joinPrefixes,
+  normalizePrefix,
+  normalizeRemoteRoot,
+  prefixesOverlap,
+  prefixProblem,
+  remotePathProblem,
+} from "../paths";
 import { claimsOverlap, prefixClaims, type PrefixClaim } from "../routing";
 import { type BridgeConfig, configSchema, STREAM_NAME, type StreamConfig, streamSchema } from "./schema";
 
@@ -17,6 +25,12 @@ export interface ValidateOptions {
    * ship inside the deployment package, i.e. a secret in an artifact. Default false.
    */
   allowFileCredentials?: boolean;
+  /**
+   * A receipts prefix that replaces the document's `receipts.prefix` before any rule runs, so a deployment setting
+   * cannot bypass the rules the file itself must pass. `from` names the setting (an environment variable) in messages,
+   * or the user would look for the culprit in a file that does not contain it.
+   */
+  receiptsPrefix?: { value: string; from: string };
 }
 
 type Path = readonly PropertyKey[];
@@ -271,11 +285,28 @@ function overlapIssues(checked: Checked, sound: Set<string>, out: ConfigIssue[])
     }
   });
   const seen = new Set<string>();
+  const report = (message: string) => {
+    if (!seen.has(message)) out.push({ path: "receipts.prefix", message });
+    seen.add(message);
+  };
   for (const r of claims.filter((c) => c.kind === "receipts")) {
-    for (const push of pushes.filter((p) => claimsOverlap(r, p))) {
-      const message = `${describeClaim(r)} overlaps stream "${push.stream}"'s ${describeClaim(push)}: receipts would be pushed to the partner; move the receipts prefix or narrow the push source`;
-      if (!seen.has(message)) out.push({ path: "receipts.prefix", message });
-      seen.add(message);
+    const s = streams[r.stream]!;
+    const clashes = claims.filter((c) => c.kind !== "receipts" && claimsOverlap(r, c));
+    for (const c of clashes) {
+      const field = c.kind === "push" ? at(c.stream, "push", "from") : at(c.stream, "pull", "to");
+      const why =
+        c.kind === "push"
+          ? "receipts would be pushed to the partner; move the receipts prefix or narrow the push source"
+          : "a file the partner leaves for pull could land on a receipt's key and fake or overwrite it; move the receipts prefix or the pull destination";
+      report(`${describeClaim(r)} overlaps ${field}, stream "${c.stream}"'s ${describeClaim(c)}: ${why}`);
+    }
+    // A push or pull clash always implies this one (both live under s3.prefix); one message per mistake is enough.
+    const own = joinPrefixes(s.s3.prefix);
+    const inside = r.bucket === s.s3.bucket && prefixesOverlap(r.prefix, own);
+    if (inside && !clashes.some((c) => c.stream === r.stream)) {
+      report(
+        `${describeClaim(r)} lies inside ${at(r.stream, "s3", "prefix")}, stream "${r.stream}"'s S3 prefix "${own}" (bucket ${s.s3.bucket}): the stream's keys and the receipts would mix, and a later push.from or pull.to could claim them; set receipts.bucket, move the receipts prefix or give the stream its own s3.prefix`,
+      );
     }
   }
 }
@@ -351,6 +382,12 @@ function dedupeSorted(issues: ConfigIssue[]): ConfigIssue[] {
   return [...unique.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
+/** The document with receipts.prefix replaced; a `receipts` that is not a mapping stays, for the schema to report. */
+function withReceiptsPrefix(doc: unknown, prefix: string): unknown {
+  if (!isRecord(doc) || (doc.receipts !== undefined && !isRecord(doc.receipts))) return doc;
+  return { ...doc, receipts: { ...doc.receipts, prefix } };
+}
+
 /**
  * The validated config, with S3 prefixes in canonical form (`psp/`, never `/psp` or `psp`) and remote roots without a
  * trailing slash; or a ConfigError whose `issues` list every problem found. `source` names the document in messages.
@@ -359,6 +396,8 @@ export function validateConfig(doc: unknown, source: string, options: ValidateOp
   if (doc === null || doc === undefined) {
     throw new ConfigError(source, [{ path: "", message: "the config is empty; it needs a `streams:` mapping" }]);
   }
+  const override = options.receiptsPrefix;
+  if (override) doc = withReceiptsPrefix(doc, override.value);
   const secretPaths = findInlineSecrets(doc);
   const issues: ConfigIssue[] = secretPaths.map((p) => ({ path: formatPath(p), message: INLINE_SECRET_MESSAGE }));
 
@@ -378,6 +417,10 @@ export function validateConfig(doc: unknown, source: string, options: ValidateOp
   const sound = pathIssues(checked, issues);
   overlapIssues(checked, sound, issues);
 
+  if (override) {
+    const note = `; receipts.prefix is ${JSON.stringify(override.value)} from ${override.from}, which overrides the config's`;
+    for (const issue of issues) if (issue.path === "receipts.prefix") issue.message += note;
+  }
   if (issues.length || !parsed.success) throw new ConfigError(source, dedupeSorted(issues));
   return normalized(parsed.data);
 }
