@@ -3,7 +3,7 @@
  *
  *   node -r @swc-node/register scripts/package.ts [--arch arm64|x86_64] [--out build] [--github-output FILE]
  *
- * Writes <out>/bridge-<arch>-<first 12 hex of the zip's SHA-256>.zip (older zips of that architecture in <out> are
+ * Writes <out>/bridge-<arch>-<the zip's SHA-256 in hex>.zip (older zips of that architecture in <out> are
  * removed) and <out>/bridge-<arch>.json ({zip, sha256, size, architecture}; `zip` is the file name, next to the
  * manifest), prints size and hash, and with --github-output appends zip-path, sha256 and size to FILE in GitHub's
  * key=value format. actions/build-lambda runs exactly this, on the runner or inside Amazon Linux.
@@ -19,7 +19,9 @@
  *     aes128-gcm@openssh.com (what ssh2 negotiates with OpenSSH and most servers)
  *       put 129-133 -> 246-258 MB/s, get 151-166 -> 253-275 MB/s; 204-227 -> 451-490 MB per CPU-second (x2.0-2.4)
  *     aes128-ctr: x1.6-2.2 per CPU-second; chacha20-poly1305 (only if a server offers nothing else): x3.2-4.2
- *   So the binding halves the CPU the SSH layer needs per byte. We still leave it out: the bridge moves business files
+ *   That is plain ssh2. The engine's own transport fixes (AES-GCM keys as KeyObjects, pooled padding, corked writes;
+ *   docs/benchmarks.md) remove most of what the binding saves: measured on the engine's push, the binding cut only ~5%
+ *   of its CPU (1.63-1.83 vs 1.73-1.86 CPU s per 256 MiB). We leave it out: the bridge moves business files
  *   to partners across the internet, where a file's time goes to round trips (handshake, open, write window, close,
  *   rename) and the partner's link; 130+ MB/s per core is more than such links carry, and a function that does move
  *   large files at a fractional CPU share is better served by a larger MemorySize (more CPU) than by a native addon.
@@ -302,7 +304,7 @@ export async function buildPackage(options: PackageOptions): Promise<PackageResu
   }
   const hash = sha256(zip);
   const outDir = path.resolve(options.outDir);
-  const fileName = `bridge-${architecture}-${hash.slice(0, 12)}.zip`;
+  const fileName = `bridge-${architecture}-${hash}.zip`;
   await mkdir(outDir, { recursive: true });
   // One zip per architecture in the output directory, so a glob or a person never picks a stale one.
   for (const old of await readdir(outDir)) {

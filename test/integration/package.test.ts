@@ -113,7 +113,7 @@ describe("Lambda package (scripts/package.ts)", () => {
     expect(first.size).toBe(firstZip.length);
     expect(first.size).toBeLessThan(SIZE_BUDGET);
     expect(first.sha256).toBe(sha256(firstZip));
-    expect(path.basename(first.zipPath)).toBe(`bridge-arm64-${first.sha256.slice(0, 12)}.zip`);
+    expect(path.basename(first.zipPath)).toBe(`bridge-arm64-${first.sha256}.zip`);
     expect(JSON.parse(await readFile(first.manifestPath, "utf8"))).toEqual({
       zip: path.basename(first.zipPath),
       sha256: first.sha256,

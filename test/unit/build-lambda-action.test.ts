@@ -225,7 +225,7 @@ exec env -i PATH="$FAKE_CONTAINER_PATH" HOME="$HOME" FAKE_LOG_DIR="$FAKE_LOG_DIR
   function expectBuildOutputs(outputs: Record<string, string>, ws: string, arch: string) {
     expect(Object.keys(outputs).sort()).toEqual(["sha256", "size", "zip-path"]);
     expect(outputs.sha256).toMatch(/^[0-9a-f]{64}$/);
-    expect(outputs["zip-path"]).toBe(`build/bridge-${arch}-${outputs.sha256!.slice(0, 12)}.zip`);
+    expect(outputs["zip-path"]).toBe(`build/bridge-${arch}-${outputs.sha256!}.zip`);
     const zip = path.join(ws, outputs["zip-path"]!);
     expect(existsSync(zip)).toBe(true);
     expect(Number(outputs.size)).toBe(readFileSync(zip).length);
