@@ -12,6 +12,7 @@ import {
   type CompletedPart,
   type S3Client,
 } from "@aws-sdk/client-s3";
+import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
 import { BridgeError, S3Error, type ErrorContext } from "./errors";
 
@@ -36,6 +37,17 @@ export interface S3UploadOptions {
   queueSize?: number;
   metadata?: Record<string, string>;
   contentType?: string;
+}
+
+export interface S3UploadResult {
+  eTag?: string;
+  /** Bytes read from the body and sent. */
+  bytes: number;
+  /**
+   * True when S3's answer itself shows it stored exactly the bytes sent (single PutObject, ETag = their MD5). False
+   * means "not shown", not "wrong": multipart ETags and SSE-KMS ETags are not MD5s; verify with a HEAD then.
+   */
+  contentVerified: boolean;
 }
 
 export const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
@@ -133,7 +145,7 @@ export class S3Endpoint {
    * flight, aborted on failure), without its per-part Buffer.concat into fresh 8 MiB buffers: bytes are copied once
    * into at most queueSize + 1 part buffers that are reused for the whole upload (docs/benchmarks.md: CPU and RSS).
    */
-  async upload(bucket: string, key: string, body: Readable, options: S3UploadOptions = {}): Promise<{ eTag?: string }> {
+  async upload(bucket: string, key: string, body: Readable, options: S3UploadOptions = {}): Promise<S3UploadResult> {
     const partSize = options.partSize ?? DEFAULT_PART_SIZE;
     const queueSize = Math.max(1, options.queueSize ?? DEFAULT_QUEUE_SIZE);
     const params = { Bucket: bucket, Key: key, Metadata: options.metadata, ContentType: options.contentType };
@@ -169,7 +181,9 @@ export class S3Endpoint {
       };
 
       let partNumber = 0;
+      let bytes = 0;
       for await (const chunk of body) {
+        bytes += (chunk as Buffer).length;
         parts.add(chunk as Buffer);
         while (parts.full()) {
           // Backpressure: with queueSize parts on their way, wait before filling another buffer.
@@ -183,11 +197,15 @@ export class S3Endpoint {
         }
       }
       if (partNumber === 0) {
-        // Everything fitted in one part: a single PutObject, as lib-storage does.
+        // Everything fitted in one part: a single PutObject, as lib-storage does. With its MD5 sent, S3 refuses a
+        // body that arrived different; an ETag that echoes the MD5 (S3 without SSE-KMS, s3rver) shows the stored bytes
+        // are these, which spares the caller a HEAD to verify the copy.
+        const data = parts.rest();
+        const md5 = createHash("md5").update(data).digest();
         const out = await this.client.send(
-          skipPayloadHashOverTls(new PutObjectCommand({ ...params, Body: parts.rest() })),
+          skipPayloadHashOverTls(new PutObjectCommand({ ...params, Body: data, ContentMD5: md5.toString("base64") })),
         );
-        return { eTag: out.ETag };
+        return { eTag: out.ETag, bytes, contentVerified: out.ETag === `"${md5.toString("hex")}"` };
       }
       const last = parts.rest();
       if (last.length > 0) {
@@ -205,7 +223,7 @@ export class S3Endpoint {
           MultipartUpload: { Parts: completed },
         }),
       );
-      return { eTag: out.ETag };
+      return { eTag: out.ETag, bytes, contentVerified: false };
     } catch (err) {
       body.destroy();
       if (uploadId !== undefined) {

@@ -214,3 +214,38 @@ describe("pull SFTP -> S3 on the embedded SFTP server and s3rver", () => {
     console.log(`pull 200 MiB: ${(200 / seconds).toFixed(1)} MiB/s`);
   }, 120_000);
 });
+
+describe("pull verification: S3's own answer, or a HEAD", () => {
+  let env: BridgeEnv;
+  beforeAll(async () => {
+    env = await startBridgeEnv();
+  });
+  afterAll(async () => {
+    await env?.close();
+  });
+
+  it("takes a single PutObject whose ETag echoes the sent MD5 as verified, and HEADs every multipart upload", async () => {
+    const small = Buffer.from("x,y\n3,4\n");
+    const large = Buffer.alloc(6 * 1024 * 1024 + 17, 7);
+    for (const [name, body] of [
+      ["small.csv", small],
+      ["large.csv", large],
+    ] as const) {
+      await mkdir(env.local("/OUT"), { recursive: true });
+      await writeFile(env.local(`/OUT/${name}`), body);
+      const t = new Date(Date.now() - 120_000);
+      await utimes(env.local(`/OUT/${name}`), t, t);
+    }
+    const bridge = env.bridge(undefined, { upload: { partSize: 5 * 1024 * 1024 } });
+    // A spy on the real endpoint (the S3 calls still reach s3rver): which objects were checked with a HEAD.
+    const head = jest.spyOn(bridge.context.s3, "head");
+    const report = await bridge.pull(["psp"]);
+    expect(report.streams[0]?.files).toBe(2);
+    expect(head.mock.calls.map(([, key]) => key)).toEqual(["psp/inbound/large.csv"]);
+    expect(sha((await env.get("psp/inbound/small.csv"))!)).toBe(sha(small));
+    expect(sha((await env.get("psp/inbound/large.csv"))!)).toBe(sha(large));
+    // Both receipts carry the ETag S3 gave the stored object.
+    const receipts = await bridge.context.receipts.list("psp", { direction: "pull" });
+    expect(receipts.map((r) => r.destination.eTag).every((e) => typeof e === "string" && e.length > 2)).toBe(true);
+  });
+});
