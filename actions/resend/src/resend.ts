@@ -1,17 +1,9 @@
 import type { PlannedFile, RunReport } from "../../../lambda/bridge/report";
+import type { ResendSelection } from "../../../lambda/bridge/resend";
 import { cell, code, table } from "../../lib/summary";
 
-/** The direct-invoke event the bridge's handler takes for a resend (lambda/events.ts). */
-export interface ResendEvent {
-  action: "resend";
-  stream: string;
-  direction: "push" | "pull";
-  keys?: string[];
-  prefix?: string;
-  since?: string;
-  until?: string;
-  dryRun: boolean;
-}
+/** The direct-invoke event the bridge's handler takes for a resend: the engine's selection, always with dryRun. */
+export type ResendEvent = { action: "resend" } & ResendSelection & { dryRun: boolean };
 
 export interface ResendOutcome {
   planned: number;
