@@ -136,6 +136,32 @@ describe("smoke-test and resend actions against the local stack", () => {
     expect(await smokeLeftovers()).toEqual([]);
   });
 
+  it("smoke test of one direction by direct invoke: pushes without waiting for S3 events", async () => {
+    const run = await runAction(
+      "smoke-test",
+      {
+        "function-name": "bridge",
+        config: stack.configPath,
+        stream: "demo",
+        directions: "push",
+        "push-trigger": "invoke",
+        "timeout-seconds": "20",
+      },
+      env(),
+    );
+    expect(run.errors).toEqual([]);
+    expect(run.code).toBe(0);
+    const steps = JSON.parse(run.outputs.steps!) as { direction: string; name: string; ok: boolean }[];
+    expect(steps.map((s) => s.name)).toEqual([
+      "put object in the push source",
+      "invoke push",
+      "file arrives on SFTP",
+      "same SHA-256 on SFTP",
+    ]);
+    expect(run.outputs["pull-latency-ms"]).toBe("");
+    expect(await smokeLeftovers()).toEqual([]);
+  });
+
   it("smoke test refuses an unknown stream and every bad input at once, before touching anything", async () => {
     const bad = await runAction(
       "smoke-test",
