@@ -205,7 +205,8 @@ async function pushStream(
         };
         await backlog.add(async () => {
           try {
-            await ctx.receipts.write(receipt, relative);
+            // Not forced: the duplicate check above found no receipt, so this is the version's first delivery.
+            await ctx.receipts.write(receipt, relative, options.force ? {} : { first: true });
             if (pushConfig.after === "delete") await ctx.s3.delete(item.bucket, item.key, object.versionId);
             report.addMoved({ source, destination, bytes, sha256, durationMs: finished - started, ...ref });
             ctx.logger.info("pushed", { stream, source, destination, bytes });

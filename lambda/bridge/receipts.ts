@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
+import type { S3Client } from "@aws-sdk/client-s3";
 import type { BridgeConfig } from "./config/schema";
 import type { Direction } from "./report";
 import { S3Endpoint } from "./s3";
@@ -10,8 +10,11 @@ import { S3Error } from "./errors";
  * when?", and they make push idempotent: an object version (ETag) with a receipt for its stream was already delivered.
  *
  * Layout, readable in any S3 browser and listable by key:
- *   <prefix><stream>/push/<relative key>/<etag>/<time>-<rand>.json
+ *   <prefix><stream>/push/<relative key>/<etag>/first.json          the first delivery of that object version
+ *   <prefix><stream>/push/<relative key>/<etag>/<time>-<rand>.json  each later one (forced, resent)
  *   <prefix><stream>/pull/<relative remote path>/<time>-<rand>.json
+ * The first delivery has a name of its own so that the duplicate check of every pushed file is one HEAD of a known
+ * key, not a LIST: a fifth of the time on s3rver, and a twelfth of the request price on S3.
  */
 export interface Receipt {
   stream: string;
@@ -43,6 +46,9 @@ function pathPart(relative: string): string {
     ? `_sha256/${createHash("sha256").update(relative).digest("hex")}`
     : relative;
 }
+
+/** The receipt of an object version's first delivery; its key is known in advance, so checking for it is a HEAD. */
+const FIRST = "first.json";
 
 function cleanETag(eTag: string | undefined): string {
   return (eTag ?? "no-etag").replace(/"/g, "");
@@ -84,36 +90,44 @@ export class ReceiptStore {
   async hasPushReceipt(stream: string, relative: string, eTag: string | undefined): Promise<boolean> {
     if (!this.enabled || eTag === undefined) return false;
     const bucket = this.bucketFor(stream);
-    const prefix = this.prefixFor(stream, "push", relative, eTag);
+    const key = this.prefixFor(stream, "push", relative, eTag) + FIRST;
     try {
-      const out = await this.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, MaxKeys: 1 }));
-      return (out.KeyCount ?? out.Contents?.length ?? 0) > 0;
+      return (await this.endpoint.head(bucket, key)) !== undefined;
     } catch (err) {
       throw new S3Error(
         "S3_OPERATION_FAILED",
-        `s3 ListBucket s3://${bucket}/${prefix}: cannot check receipts: ${(err as Error).message}`,
-        {
-          cause: err,
-          context: { bucket, key: prefix },
-          retryable: true,
-        },
+        `s3 HeadObject s3://${bucket}/${key}: cannot check receipts: ${(err as Error).message}`,
+        { cause: err, context: { bucket, key }, retryable: true },
       );
     }
   }
 
-  async write(receipt: Receipt, relative: string): Promise<string | undefined> {
+  /**
+   * Writes the receipt and returns its S3 URI. `first` says whether this is the first delivery of a pushed object
+   * version, when the caller has just checked (undefined: check here); a conditional write keeps two concurrent
+   * first deliveries from overwriting each other's receipt on S3.
+   */
+  async write(receipt: Receipt, relative: string, options: { first?: boolean } = {}): Promise<string | undefined> {
     if (!this.enabled) return undefined;
     const bucket = this.bucketFor(receipt.stream);
-    const eTag = receipt.direction === "push" ? receipt.source.eTag : undefined;
-    const key =
-      this.prefixFor(
-        receipt.stream,
-        receipt.direction,
-        relative,
-        receipt.direction === "push" ? (eTag ?? "no-etag") : undefined,
-      ) + `${stamp(new Date(receipt.finishedAt))}-${randomBytes(3).toString("hex")}.json`;
-    await this.endpoint.putText(bucket, key, JSON.stringify(receipt, null, 2));
-    return `s3://${bucket}/${key}`;
+    const body = JSON.stringify(receipt, null, 2);
+    const stamped = `${stamp(new Date(receipt.finishedAt))}-${randomBytes(3).toString("hex")}.json`;
+    if (receipt.direction === "pull") {
+      const key = this.prefixFor(receipt.stream, "pull", relative) + stamped;
+      await this.endpoint.putText(bucket, key, body);
+      return `s3://${bucket}/${key}`;
+    }
+    const eTag = receipt.source.eTag;
+    const prefix = this.prefixFor(receipt.stream, "push", relative, eTag ?? "no-etag");
+    const first =
+      options.first ?? (eTag === undefined ? false : !(await this.hasPushReceipt(receipt.stream, relative, eTag)));
+    if (first && eTag !== undefined) {
+      if (await this.endpoint.putText(bucket, prefix + FIRST, body, "application/json", { ifAbsent: true })) {
+        return `s3://${bucket}/${prefix}${FIRST}`;
+      }
+    }
+    await this.endpoint.putText(bucket, prefix + stamped, body);
+    return `s3://${bucket}/${prefix}${stamped}`;
   }
 
   /** Receipts of a stream, newest last; filtered by relative path and/or finish time. */

@@ -131,10 +131,32 @@ export class S3Endpoint {
     }
   }
 
-  async putText(bucket: string, key: string, body: string, contentType = "application/json"): Promise<void> {
+  /**
+   * A small text object. With `ifAbsent`, only if no object has the key (S3's conditional write): resolves false,
+   * writing nothing, when one does. (s3rver ignores the condition and overwrites.)
+   */
+  async putText(
+    bucket: string,
+    key: string,
+    body: string,
+    contentType = "application/json",
+    options: { ifAbsent?: boolean } = {},
+  ): Promise<boolean> {
     try {
-      await this.client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: contentType }));
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: key,
+          Body: body,
+          ContentType: contentType,
+          ...(options.ifAbsent ? { IfNoneMatch: "*" } : {}),
+        }),
+      );
+      return true;
     } catch (err) {
+      const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      // 412: an object is there; 409: a concurrent conditional write of the same key won.
+      if (options.ifAbsent && (status === 412 || status === 409)) return false;
       throw s3Error("PutObject", bucket, key, err);
     }
   }

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { readFile, readdir, stat } from "node:fs/promises";
 import path from "node:path";
+import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import type { RunReport } from "../../lambda/bridge";
 import { fingerprintOf } from "../../scripts/local/sftp-server";
 import { startBridgeEnv, type BridgeEnv } from "../support/bridge-env";
@@ -149,6 +150,32 @@ describe("push S3 -> SFTP on s3rver and the embedded SFTP server", () => {
     expect(forced.streams[0]?.files).toBe(1);
     const all = await env.bridge().context.receipts.list("psp", { direction: "push", relative: "receipt.xml" });
     expect(all.map((r) => r.trigger)).toEqual(["event", "force"]);
+  });
+
+  it("keeps the first delivery's receipt under a known key, so the duplicate check is one HEAD and no LIST", async () => {
+    await env.put("psp/outbound/known/first.xml", "<first/>");
+    const item = { bucket: env.bucket, key: "psp/outbound/known/first.xml" };
+    expect((await env.bridge().push([item])).streams[0]?.files).toBe(1);
+    // A spy that lets every request through to s3rver: which S3 operations a duplicate delivery costs.
+    const send = jest.spyOn(env.s3Client, "send");
+    try {
+      expect((await env.bridge().push([item])).streams[0]?.skipped[0]?.reason).toBe("duplicate");
+      expect(send.mock.calls.map(([command]) => command.constructor.name).sort()).toEqual([
+        "GetObjectCommand",
+        "HeadObjectCommand",
+      ]);
+    } finally {
+      send.mockRestore();
+    }
+    const forced = await env.bridge().push([item], { force: true });
+    expect(forced.streams[0]?.files).toBe(1);
+    const listed = await env.s3Client.send(
+      new ListObjectsV2Command({ Bucket: env.bucket, Prefix: "_bridge/receipts/psp/push/known/first.xml/" }),
+    );
+    const names = (listed.Contents ?? []).map((o) => o.Key!.split("/").pop()!);
+    expect(names).toHaveLength(2);
+    expect(names).toContain("first.json");
+    expect(names.find((n) => n !== "first.json")).toMatch(/^\d{8}T\d{6}Z-[0-9a-f]{6}\.json$/);
   });
 
   it("deletes the S3 object with push.after: delete once the remote copy is verified and its receipt written", async () => {
