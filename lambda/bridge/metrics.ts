@@ -1,4 +1,4 @@
-import type { Direction, RunReport } from "./report";
+import type { Direction, FailedFile, RunReport } from "./report";
 
 /**
  * The metrics a run produces, derived from its report so the engine stays free of any metrics library; adapters emit
@@ -13,11 +13,22 @@ export interface StreamMetrics {
   values: Record<MetricName, number>;
 }
 
-const CONNECTION_TIMEOUT_CODES = new Set(["SFTP_CONNECT_TIMEOUT"]);
+/**
+ * A connection timeout is a partner's server that did not answer in time: during the handshake (readyTimeoutMs) or
+ * later, when an established connection stops answering requests (operationTimeoutMs). Both are what the alarm is
+ * for (network, allow-list, outage). The second has no code of its own, only SFTP_OPERATION_FAILED with the wording
+ * sftp.ts gives it; test/integration/sftp-options.test.ts holds the two together. A stall that ssh2's keepalive
+ * notices first reaches the report as a lost connection, worded as a dropped one is, so it cannot be counted here.
+ */
+const OPERATION_TIMEOUT = /: no answer within \d+ ms$/;
+
+function isConnectionTimeout(f: FailedFile): boolean {
+  return f.code === "SFTP_CONNECT_TIMEOUT" || (f.code === "SFTP_OPERATION_FAILED" && OPERATION_TIMEOUT.test(f.message));
+}
 
 export function reportMetrics(report: RunReport): StreamMetrics[] {
   return report.streams.map((s) => {
-    const timeouts = s.failed.filter((f) => CONNECTION_TIMEOUT_CODES.has(f.code)).length;
+    const timeouts = s.failed.filter(isConnectionTimeout).length;
     return {
       stream: s.stream,
       direction: s.direction,

@@ -13,6 +13,7 @@ import {
   type AuthContext,
   type Connection,
   type FileEntry,
+  type NegotiatedAlgorithms,
   type ParsedKey,
   type SFTPWrapper,
   Server,
@@ -78,6 +79,19 @@ export interface SftpServerStats {
   authFailures: number;
 }
 
+/**
+ * What clients negotiated and held open, so tests can check that a client setting reached the wire. Apart from
+ * `stats`, whose shape callers compare whole; resetStats() restarts these too.
+ */
+export interface SftpServerObserved {
+  /** Each completed key exchange (first and re-key), oldest first; only the latest MAX_HANDSHAKES_KEPT are kept. */
+  handshakes: NegotiatedAlgorithms[];
+  /** Files open for writing now, over every connection (a gauge), from the OPEN reply until CLOSE or disconnect. */
+  openWriteHandles: number;
+  /** The most files open for writing at once since the start or the last resetStats(). */
+  maxOpenWriteHandles: number;
+}
+
 export interface EmbeddedSftpServer {
   host: string;
   port: number;
@@ -91,6 +105,8 @@ export interface EmbeddedSftpServer {
   hostKeyFingerprint: string;
   /** Live counters. */
   stats: SftpServerStats;
+  /** Live observations of negotiated algorithms and open write handles. */
+  observed: SftpServerObserved;
   /** Live fault switches. */
   faults: SftpFaults;
   /** Zeroes the counters; activeSessions is a gauge and keeps its value (maxConcurrentSessions restarts from it). */
@@ -113,6 +129,8 @@ const READDIR_BATCH = 100;
 const CLOSE_GRACE_MS = 1000;
 /** Symlink hops followed while checking a path, as Linux's MAXSYMLINKS. */
 const MAX_SYMLINK_HOPS = 40;
+/** The local stack runs for hours; an unbounded handshake list would grow with every connection. */
+const MAX_HANDSHAKES_KEPT = 100;
 
 // Extensions advertised in the VERSION packet; each is implemented in SftpSession.extended.
 const EXTENSIONS: ReadonlyArray<readonly [string, string]> = [
@@ -147,6 +165,16 @@ export async function startSftpServer(options: EmbeddedSftpOptions): Promise<Emb
   const root = await realpath(options.root);
 
   const stats: SftpServerStats = { sessionsOpened: 0, activeSessions: 0, maxConcurrentSessions: 0, authFailures: 0 };
+  const observed: SftpServerObserved = { handshakes: [], openWriteHandles: 0, maxOpenWriteHandles: 0 };
+  const writeHandles = {
+    opened(): void {
+      observed.openWriteHandles += 1;
+      observed.maxOpenWriteHandles = Math.max(observed.maxOpenWriteHandles, observed.openWriteHandles);
+    },
+    closed(): void {
+      observed.openWriteHandles -= 1;
+    },
+  };
   const faults: SftpFaults = { refuseRename: false, refusePosixRename: false, ...options.faults };
   const files = new Jail(root);
   const connections = new Set<ConnectionState>();
@@ -167,6 +195,11 @@ export async function startSftpServer(options: EmbeddedSftpOptions): Promise<Emb
     connections.add(state);
     const tag = `sftp conn#${state.id}`;
     log(`${tag}: connected from ${info.ip}:${info.port} (${info.header.identRaw})`);
+
+    client.on("handshake", (negotiated) => {
+      observed.handshakes.push(negotiated);
+      if (observed.handshakes.length > MAX_HANDSHAKES_KEPT) observed.handshakes.shift();
+    });
 
     client.on("authentication", (ctx) => {
       const result = authenticate(ctx, users);
@@ -197,6 +230,7 @@ export async function startSftpServer(options: EmbeddedSftpOptions): Promise<Emb
             faults,
             log: (line) => log(`${tag} ${state.username ?? ""}: ${line}`),
             drop: () => state.socket?.destroy(),
+            writeHandles,
           });
           state.sessions.add(sftpSession);
         });
@@ -251,11 +285,14 @@ export async function startSftpServer(options: EmbeddedSftpOptions): Promise<Emb
     hostPublicKey: `${parsedHostKey.type} ${hostBlob.toString("base64")}`,
     hostKeyFingerprint: fingerprint,
     stats,
+    observed,
     faults,
     resetStats() {
       stats.sessionsOpened = 0;
       stats.authFailures = 0;
       stats.maxConcurrentSessions = stats.activeSessions;
+      observed.handshakes = [];
+      observed.maxOpenWriteHandles = observed.openWriteHandles;
     },
     close() {
       closing ??= (async () => {
@@ -449,6 +486,7 @@ interface OpenFile {
   kind: "file";
   path: string;
   fh: FileHandle;
+  writable: boolean;
   inflight: Set<Promise<void>>;
   bytesWritten: number;
   bytesMoved: number;
@@ -470,6 +508,8 @@ interface SessionContext {
   log: (line: string) => void;
   /** Destroys this connection's socket (the drop fault). */
   drop: () => void;
+  /** The server-wide gauge of files open for writing. */
+  writeHandles: { opened(): void; closed(): void };
 }
 
 type RequestHandler = (reqid: number, ...args: never[]) => Promise<void>;
@@ -519,6 +559,7 @@ class SftpSession {
     this.disposed ??= (async () => {
       const entries = [...this.handles.values()];
       this.handles.clear();
+      for (const entry of entries) if (entry.kind === "file" && entry.writable) this.ctx.writeHandles.closed();
       await Promise.allSettled(entries.map((entry) => closeEntry(entry)));
     })();
     return this.disposed;
@@ -638,7 +679,16 @@ class SftpSession {
       await fh.close();
       return;
     }
-    const entry: OpenFile = { kind: "file", path: vpath, fh, inflight: new Set(), bytesWritten: 0, bytesMoved: 0 };
+    const entry: OpenFile = {
+      kind: "file",
+      path: vpath,
+      fh,
+      writable,
+      inflight: new Set(),
+      bytesWritten: 0,
+      bytesMoved: 0,
+    };
+    if (writable) this.ctx.writeHandles.opened();
     this.sftp.handle(reqid, this.addHandle(entry));
   }
 
@@ -697,6 +747,7 @@ class SftpSession {
   private async close(reqid: number, handle: Buffer): Promise<void> {
     const entry = this.entry(handle);
     this.handles.delete(handleId(handle));
+    if (entry.kind === "file" && entry.writable) this.ctx.writeHandles.closed();
     await closeEntry(entry);
     this.sftp.status(reqid, STATUS_CODE.OK);
   }
