@@ -15,6 +15,7 @@ export type ErrorCode =
   | "SFTP_CONNECT_TIMEOUT"
   | "SFTP_CONNECT_FAILED"
   | "SFTP_OPERATION_FAILED"
+  | "SFTP_OPERATION_TIMEOUT"
   | "SFTP_RENAME_FAILED"
   | "S3_OPERATION_FAILED"
   | "S3_OBJECT_NOT_FOUND"
@@ -115,6 +116,7 @@ export class SftpError extends BridgeError {
       | "SFTP_CONNECT_TIMEOUT"
       | "SFTP_CONNECT_FAILED"
       | "SFTP_OPERATION_FAILED"
+      | "SFTP_OPERATION_TIMEOUT"
       | "SFTP_RENAME_FAILED",
     message: string,
     options: { cause?: unknown; context?: ErrorContext; retryable?: boolean } = {},

@@ -16,14 +16,13 @@ export interface StreamMetrics {
 /**
  * A connection timeout is a partner's server that did not answer in time: during the handshake (readyTimeoutMs) or
  * later, when an established connection stops answering requests (operationTimeoutMs). Both are what the alarm is
- * for (network, allow-list, outage). The second has no code of its own, only SFTP_OPERATION_FAILED with the wording
- * sftp.ts gives it; test/integration/sftp-options.test.ts holds the two together. A stall that ssh2's keepalive
- * notices first reaches the report as a lost connection, worded as a dropped one is, so it cannot be counted here.
+ * for (network, allow-list, outage). A stall that ssh2's keepalive notices first reaches the report as a lost
+ * connection, as a dropped one does, so it is not counted here.
  */
-const OPERATION_TIMEOUT = /: no answer within \d+ ms$/;
+const CONNECTION_TIMEOUT_CODES = new Set(["SFTP_CONNECT_TIMEOUT", "SFTP_OPERATION_TIMEOUT"]);
 
 function isConnectionTimeout(f: FailedFile): boolean {
-  return f.code === "SFTP_CONNECT_TIMEOUT" || (f.code === "SFTP_OPERATION_FAILED" && OPERATION_TIMEOUT.test(f.message));
+  return CONNECTION_TIMEOUT_CODES.has(f.code);
 }
 
 export function reportMetrics(report: RunReport): StreamMetrics[] {

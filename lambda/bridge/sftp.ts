@@ -114,7 +114,9 @@ function withTimeout<T>(promise: Promise<T>, ms: number, describe: () => string)
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
       () =>
-        reject(new SftpError("SFTP_OPERATION_FAILED", `${describe()}: no answer within ${ms} ms`, { retryable: true })),
+        reject(
+          new SftpError("SFTP_OPERATION_TIMEOUT", `${describe()}: no answer within ${ms} ms`, { retryable: true }),
+        ),
       ms,
     );
   });
@@ -558,7 +560,7 @@ async function pipelinedWrite(
   const waitFor = async (condition: () => boolean) => {
     while (!condition()) {
       const timer = setTimeout(() => {
-        failure ??= new SftpError("SFTP_OPERATION_FAILED", `sftp write: no answer within ${timeoutMs} ms`, {
+        failure ??= new SftpError("SFTP_OPERATION_TIMEOUT", `sftp write: no answer within ${timeoutMs} ms`, {
           retryable: true,
         });
         settle();
@@ -641,7 +643,7 @@ class PipelinedReader extends Readable {
     this.idle = setTimeout(
       () =>
         this.destroy(
-          new SftpError("SFTP_OPERATION_FAILED", `sftp read ${this.path}: no answer within ${this.timeoutMs} ms`, {
+          new SftpError("SFTP_OPERATION_TIMEOUT", `sftp read ${this.path}: no answer within ${this.timeoutMs} ms`, {
             retryable: true,
           }),
         ),

@@ -180,7 +180,7 @@ describe("SFTP endpoint options on the embedded server", () => {
       sftp.operationTimeoutMs = 800;
     }).push([{ bucket: env.bucket, key: "psp/outbound/stall/push.bin" }]);
     expect(report.streams[0]?.failed[0]).toMatchObject({
-      code: "SFTP_OPERATION_FAILED",
+      code: "SFTP_OPERATION_TIMEOUT",
       message: "sftp write: no answer within 800 ms",
     });
     expect(reportMetrics(report)[0]?.values).toMatchObject({ Errors: 1, ConnectionTimeouts: 1, FilesMoved: 0 });
