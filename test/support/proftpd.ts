@@ -3,12 +3,21 @@
 // take either. Its own config, keys, pid file, scoreboard and logs live in a per-run directory; the system-wide
 // /etc/proftpd and the packaged service are never touched.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { closeSync, existsSync, openSync, readFileSync, readdirSync } from "node:fs";
+import { closeSync, existsSync, openSync } from "node:fs";
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import net from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
 import type { Sshd } from "./sshd";
+
+import {
+  ensureSystemUser,
+  keyFileFingerprint,
+  readLogFile,
+  freePort,
+  sshBanner,
+  childrenOf,
+  signalAll,
+} from "./daemon";
 
 const run = promisify(execFile);
 
@@ -44,7 +53,7 @@ export async function startProftpd(options: ProftpdOptions = {}): Promise<Proftp
   if (!existsSync(SSH_KEYGEN)) missing.push(`${SSH_KEYGEN} is missing (apt-get install openssh-client)`);
   if (missing.length > 0) throw new Error(`${PROFTPD_REQUIREMENT} (${missing.join(", ")})`);
 
-  const { uid, gid } = await ensureUser(USERNAME);
+  const { uid, gid } = await ensureSystemUser(USERNAME);
   await mkdir(BASE, { recursive: true, mode: 0o755 });
   await chown(BASE, 0, 0);
   await chmod(BASE, 0o755);
@@ -86,7 +95,7 @@ export async function startProftpd(options: ProftpdOptions = {}): Promise<Proftp
     const { stdout: rfc4716 } = await run(SSH_KEYGEN, ["-e", "-m", "RFC4716", "-f", `${clientKey}.pub`]);
     await writeFile(authorizedKeys, rfc4716, { mode: 0o644 });
     const hostPublicKey = (await readFile(`${hostKey}.pub`, "utf8")).trim().split(/\s+/).slice(0, 2).join(" ");
-    const hostKeyFingerprint = await fingerprintOf(`${hostKey}.pub`);
+    const hostKeyFingerprint = await keyFileFingerprint(`${hostKey}.pub`);
     const privateKey = await readFile(clientKey, "utf8");
 
     const configFile = path.join(etc, "proftpd.conf");
@@ -275,108 +284,6 @@ function handle(o: {
       return closing;
     },
   };
-}
-
-/**
- * Creates the SFTP-only system user if missing. Unlike sshd, mod_sftp accepts public key logins for an account whose
- * password field is "!" (useradd's default), so the password field is left alone.
- */
-async function ensureUser(username: string): Promise<{ uid: number; gid: number }> {
-  for (let attempt = 0; ; attempt += 1) {
-    if (!passwdEntry(username)) {
-      await run("useradd", [
-        "--system",
-        "--user-group",
-        "--no-create-home",
-        "--home-dir",
-        "/nonexistent",
-        "--shell",
-        "/usr/sbin/nologin",
-        username,
-      ]).catch((error: { stderr?: string }) => {
-        // Another test process may be creating it at the same moment; the check below decides.
-        if (attempt >= 5) throw new Error(`useradd ${username} failed: ${error.stderr ?? error}`);
-      });
-    }
-    const entry = passwdEntry(username);
-    if (entry) return entry;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
-
-function passwdEntry(username: string): { uid: number; gid: number } | undefined {
-  const line = readFileSync("/etc/passwd", "utf8")
-    .split("\n")
-    .find((l) => l.startsWith(`${username}:`));
-  if (!line) return undefined;
-  const fields = line.split(":");
-  return { uid: Number(fields[2]), gid: Number(fields[3]) };
-}
-
-async function fingerprintOf(publicKeyFile: string): Promise<string> {
-  const { stdout } = await run(SSH_KEYGEN, ["-l", "-E", "sha256", "-f", publicKeyFile]);
-  const match = /^\d+ (SHA256:[A-Za-z0-9+/]+) /.exec(stdout);
-  if (!match) throw new Error(`unexpected ssh-keygen -lf output: ${stdout}`);
-  return match[1]!;
-}
-
-function readLogFile(file: string): string {
-  try {
-    return readFileSync(file, "utf8");
-  } catch {
-    return "(no log)";
-  }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** Resolves true once the server sends an SSH identification string ("SSH-2.0-mod_sftp"), false if not yet. */
-function sshBanner(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: "127.0.0.1", port });
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(2_000, () => done(false));
-    socket.once("data", (chunk: Buffer) => done(chunk.toString("latin1").startsWith("SSH-2.0-")));
-    socket.once("error", () => done(false));
-  });
-}
-
-function childrenOf(pid: number): number[] {
-  return readdirSync("/proc")
-    .filter((entry) => /^\d+$/.test(entry) && parentOf(Number(entry)) === pid)
-    .map(Number);
-}
-
-function parentOf(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // The command name (field 2) may contain spaces and parentheses; fields resume after the last ")".
-    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-  } catch {
-    return undefined;
-  }
-}
-
-function signalAll(pids: number[], signal: NodeJS.Signals): void {
-  for (const p of pids) {
-    try {
-      process.kill(p, signal);
-    } catch {
-      // Already gone.
-    }
-  }
 }
 
 /** Waits until the session processes are reaped by the daemon (gone from /proc); SIGKILLs stragglers at the end. */

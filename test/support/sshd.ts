@@ -4,9 +4,19 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, openSync, closeSync, readFileSync, readdirSync } from "node:fs";
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
-import net from "node:net";
 import path from "node:path";
 import { promisify } from "node:util";
+
+import {
+  ensureSystemUser,
+  keyFileFingerprint,
+  readLogFile,
+  freePort,
+  sshBanner,
+  childrenOf,
+  parentOf,
+  signalAll,
+} from "./daemon";
 
 const run = promisify(execFile);
 
@@ -49,7 +59,7 @@ export async function startSshd(): Promise<Sshd> {
   if (!existsSync(SSH_KEYGEN)) missing.push(`${SSH_KEYGEN} is missing`);
   if (missing.length > 0) throw new Error(`${SSHD_REQUIREMENT} (${missing.join(", ")})`);
 
-  const { uid, gid } = await ensureUser(USERNAME);
+  const { uid, gid } = await ensureSystemUser(USERNAME, { lockPassword: true });
   // sshd refuses to start without its privilege-separation directory; the package creates it only at boot.
   await mkdir("/run/sshd", { recursive: true, mode: 0o755 });
 
@@ -74,7 +84,7 @@ export async function startSshd(): Promise<Sshd> {
     const hostPublicKey = firstTwoFields(await readFile(`${hostKey}.pub`, "utf8"));
     const authorizedKeys = path.join(etc, "authorized_keys");
     await writeFile(authorizedKeys, await readFile(`${clientKey}.pub`, "utf8"), { mode: 0o644 });
-    const hostKeyFingerprint = await fingerprintOf(`${hostKey}.pub`);
+    const hostKeyFingerprint = await keyFileFingerprint(`${hostKey}.pub`);
     const privateKey = await readFile(clientKey, "utf8");
 
     const logFile = path.join(runDir, "sshd.log");
@@ -233,59 +243,8 @@ function handle(o: {
   };
 }
 
-/** Creates the SFTP-only system user if missing; its password field must be "*" ("!" reads as locked to sshd). */
-async function ensureUser(username: string): Promise<{ uid: number; gid: number }> {
-  for (let attempt = 0; ; attempt += 1) {
-    if (!passwdEntry(username)) {
-      await run("useradd", [
-        "--system",
-        "--user-group",
-        "--no-create-home",
-        "--home-dir",
-        "/nonexistent",
-        "--shell",
-        "/usr/sbin/nologin",
-        username,
-      ]).catch((error: { stderr?: string }) => {
-        // Another test process may be creating it at the same moment; the check below decides.
-        if (attempt >= 5) throw new Error(`useradd ${username} failed: ${error.stderr ?? error}`);
-      });
-    }
-    const entry = passwdEntry(username);
-    if (!entry) {
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      continue;
-    }
-    if (shadowPassword(username) !== "*") await run("usermod", ["-p", "*", username]);
-    return entry;
-  }
-}
-
-function passwdEntry(username: string): { uid: number; gid: number } | undefined {
-  const line = readFileSync("/etc/passwd", "utf8")
-    .split("\n")
-    .find((l) => l.startsWith(`${username}:`));
-  if (!line) return undefined;
-  const fields = line.split(":");
-  return { uid: Number(fields[2]), gid: Number(fields[3]) };
-}
-
-function shadowPassword(username: string): string | undefined {
-  const line = readFileSync("/etc/shadow", "utf8")
-    .split("\n")
-    .find((l) => l.startsWith(`${username}:`));
-  return line?.split(":")[1];
-}
-
 async function keygen(file: string, comment: string): Promise<void> {
   await run(SSH_KEYGEN, ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", file]);
-}
-
-async function fingerprintOf(publicKeyFile: string): Promise<string> {
-  const { stdout } = await run(SSH_KEYGEN, ["-l", "-E", "sha256", "-f", publicKeyFile]);
-  const match = /^\d+ (SHA256:[A-Za-z0-9+/]+) /.exec(stdout);
-  if (!match) throw new Error(`unexpected ssh-keygen -lf output: ${stdout}`);
-  return match[1]!;
 }
 
 /** OpenSSH's fingerprint of a raw public key blob (what ssh2 hands a hostVerifier): base64 SHA-256, no padding. */
@@ -295,45 +254,6 @@ export function sha256Fingerprint(keyBlob: Buffer): string {
 
 function firstTwoFields(line: string): string {
   return line.trim().split(/\s+/).slice(0, 2).join(" ");
-}
-
-function readLogFile(file: string): string {
-  try {
-    return readFileSync(file, "utf8");
-  } catch {
-    return "(no log)";
-  }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** Resolves true once the server sends an SSH identification string, false if it cannot be reached yet. */
-function sshBanner(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: "127.0.0.1", port });
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(2_000, () => done(false));
-    socket.once("data", (chunk: Buffer) => done(chunk.toString("latin1").startsWith("SSH-2.0-")));
-    socket.once("error", () => done(false));
-  });
-}
-
-function childrenOf(pid: number): number[] {
-  return readdirSync("/proc")
-    .filter((entry) => /^\d+$/.test(entry) && parentOf(Number(entry)) === pid)
-    .map(Number);
 }
 
 /** All descendants of `pid`, found via /proc, parents before children. */
@@ -354,26 +274,6 @@ function descendantsOf(pid: number): number[] {
   };
   visit(pid);
   return found;
-}
-
-function signalAll(pids: number[], signal: NodeJS.Signals): void {
-  for (const p of pids) {
-    try {
-      process.kill(p, signal);
-    } catch {
-      // Already gone.
-    }
-  }
-}
-
-function parentOf(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // The command name (field 2) may contain spaces and parentheses; fields resume after the last ")".
-    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-  } catch {
-    return undefined;
-  }
 }
 
 function isRunning(pid: number): boolean {
