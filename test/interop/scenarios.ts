@@ -265,12 +265,25 @@ export function describeBridgeInterop(
       await put("bank/outbound/stranger.xml", "<stranger/>");
       const stranger = utils.generateKeyPairSync("ed25519");
       await writeFile(path.join(dir, "stranger-key"), stranger.private, { mode: 0o600 });
-      const report = await bridge((doc) => {
-        doc.streams.bank!.sftp.credentials = { file: path.join(dir, "stranger-key") };
-      }).push([{ bucket, key: "bank/outbound/stranger.xml" }]);
+      const attempt = () =>
+        bridge((doc) => {
+          doc.streams.bank!.sftp.credentials = { file: path.join(dir, "stranger-key") };
+        }).push([{ bucket, key: "bank/outbound/stranger.xml" }]);
+      let report = await attempt();
+      // Seen once in a long CI run: the connection failed before the server logged it at all (SFTP_CONNECT_FAILED,
+      // nothing in sshd's log). That is not the behaviour under test, so it is reported and tried once more; a
+      // second connect failure, or any other code, still fails the scenario.
+      const first = report.streams[0]?.failed[0];
+      if (first?.code === "SFTP_CONNECT_FAILED") {
+        console.warn(`stranger-key scenario: first connect failed before authentication: ${first.message}`);
+        report = await attempt();
+      }
       expect(report.ok).toBe(false);
-      expect(report.streams[0]?.failed[0]?.code).toBe("SFTP_AUTH_FAILED");
-      expect(report.streams[0]?.failed[0]?.message).toContain(`authentication failed for user "${server.username}"`);
+      // The whole entry, so that a failure shows the message the engine gave.
+      expect(report.streams[0]?.failed[0]).toMatchObject({
+        code: "SFTP_AUTH_FAILED",
+        message: expect.stringContaining(`authentication failed for user "${server.username}"`),
+      });
       expect(existsSync(path.join(server.root, "IN/stranger.xml"))).toBe(false);
     });
 
