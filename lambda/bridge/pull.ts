@@ -3,7 +3,7 @@ import { posix } from "node:path";
 import { Transform, pipeline, type TransformCallback } from "node:stream";
 import type { PullConfig } from "./config/schema";
 import type { EngineContext, RunOptions } from "./context";
-import { mapLimit, sleep } from "./concurrency";
+import { Backlog, mapLimit, sleep } from "./concurrency";
 import { VerifyError, describeError } from "./errors";
 import { doneName, matchesPatterns, remoteRelative } from "./paths";
 import { pullDestPrefix, requireStream } from "./routing";
@@ -11,7 +11,7 @@ import { StreamReportBuilder, giltLine, type StreamReport } from "./report";
 import { DEFAULT_PART_SIZE, MAX_PARTS } from "./s3";
 import { StreamSession } from "./session";
 import type { RemoteFile, SftpSession } from "./sftp";
-import { Backlog, type Receipt } from "./receipts";
+import type { Receipt } from "./receipts";
 
 /**
  * Pull: files from the partner's outbound folder into S3. A file is archived (moved to the done dir, or deleted) only

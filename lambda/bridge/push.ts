@@ -1,13 +1,13 @@
 import { createHash } from "node:crypto";
 import { posix } from "node:path";
 import type { EngineContext, RunOptions } from "./context";
-import { mapLimit } from "./concurrency";
+import { Backlog, mapLimit } from "./concurrency";
 import { BridgeError, describeError } from "./errors";
 import { isFolderMarker, matchesPatterns, remotePath } from "./paths";
 import { pushSourcePrefix, routeObject } from "./routing";
 import { StreamReportBuilder, giltLine, type SkippedFile, type StreamReport } from "./report";
 import { StreamSession } from "./session";
-import { Backlog, type Receipt } from "./receipts";
+import type { Receipt } from "./receipts";
 
 /**
  * Push: S3 objects to the stream's SFTP folder. Objects are grouped by stream so that each stream's batch shares one

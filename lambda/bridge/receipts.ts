@@ -65,7 +65,7 @@ export class ReceiptStore {
   private readonly endpoint: S3Endpoint;
 
   constructor(
-    private readonly client: S3Client,
+    client: S3Client,
     private readonly config: BridgeConfig,
   ) {
     this.endpoint = new S3Endpoint(client);
@@ -150,29 +150,5 @@ export class ReceiptStore {
       }
     }
     return found.sort((a, b) => a.finishedAt.localeCompare(b.finishedAt));
-  }
-}
-
-/**
- * The receipts of a batch, written while the batch's workers go on to their next transfer: at most `limit` wait at
- * once (a worker that would exceed it waits), and `drain()` resolves when all are written. On a small-file batch
- * this takes the receipt's S3 round trip off every file's critical path (docs/benchmarks.md). Tasks must handle
- * their own errors.
- */
-export class Backlog {
-  private readonly running = new Set<Promise<void>>();
-
-  constructor(private readonly limit: number) {}
-
-  async add(task: () => Promise<void>): Promise<void> {
-    while (this.running.size >= Math.max(1, this.limit)) await Promise.race(this.running);
-    const running: Promise<void> = task()
-      .catch(() => undefined)
-      .finally(() => this.running.delete(running));
-    this.running.add(running);
-  }
-
-  async drain(): Promise<void> {
-    while (this.running.size > 0) await Promise.race(this.running);
   }
 }

@@ -178,7 +178,6 @@ export function smokeTarget(
             source: pushSource,
             to: stream.push.to,
             patterns: stream.push.patterns,
-            deletesSource: stream.push.after === "delete",
           }
         : undefined,
     pull:

@@ -22,7 +22,7 @@ export interface SmokeTarget {
   functionName: string;
   /** sftp://host:port, for messages. */
   sftpLabel: string;
-  push?: { source: string; to: string; patterns: string[]; deletesSource: boolean };
+  push?: { source: string; to: string; patterns: string[] };
   pull?: { from: string; dest: string; patterns: string[]; doneDir?: string; minAgeSeconds: number };
 }
 
