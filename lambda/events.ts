@@ -1,5 +1,5 @@
 import type { EventBridgeEvent, S3Event, S3EventRecord, SQSEvent, SQSRecord, ScheduledEvent } from "aws-lambda";
-import { decodeS3EventKey, type PushItem } from "./bridge";
+import { decodeS3EventKey, InvalidKeyError, type PushItem } from "./bridge";
 
 /**
  * Event classification: what the Lambda was invoked with, turned into what the engine should do. Pure functions, no
@@ -38,17 +38,38 @@ export class EventError extends Error {
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
 
+/**
+ * The ObjectCreated records as push items. A record that is malformed or whose key does not decode fails the whole
+ * event (or SQS message) with an EventError naming the record by its 1-based position in Records, so the one bad
+ * record can be found in the body.
+ */
 function s3Items(records: S3EventRecord[], ref?: string, attempt?: number): PushItem[] {
-  return records
-    .filter((r) => typeof r.eventName === "string" && r.eventName.startsWith("ObjectCreated"))
-    .map((r) => ({
-      bucket: r.s3.bucket.name,
-      key: decodeS3EventKey(r.s3.object.key),
-      eTag: r.s3.object.eTag,
-      versionId: r.s3.object.versionId,
-      ...(ref === undefined ? {} : { ref }),
-      ...(attempt === undefined ? {} : { attempt }),
-    }));
+  return records.flatMap((r, index) => {
+    const where = `S3 record ${index + 1}`;
+    if (!isObject(r)) throw new EventError(`${where}: is not a JSON object`);
+    if (typeof r.eventName !== "string" || !r.eventName.startsWith("ObjectCreated")) return [];
+    const bucket: unknown = r.s3?.bucket?.name;
+    const rawKey: unknown = r.s3?.object?.key;
+    if (typeof bucket !== "string" || typeof rawKey !== "string")
+      throw new EventError(`${where}: s3.bucket.name or s3.object.key is missing or not a string`);
+    let key: string;
+    try {
+      key = decodeS3EventKey(rawKey);
+    } catch (err) {
+      if (!(err instanceof InvalidKeyError)) throw err;
+      throw new EventError(`${where}: ${err.message}`, { cause: err });
+    }
+    return [
+      {
+        bucket,
+        key,
+        eTag: r.s3.object.eTag,
+        versionId: r.s3.object.versionId,
+        ...(ref === undefined ? {} : { ref }),
+        ...(attempt === undefined ? {} : { attempt }),
+      },
+    ];
+  });
 }
 
 type ObjectCreated = EventBridgeEvent<
@@ -80,10 +101,15 @@ function parseS3Uri(value: string): { bucket: string; key: string } {
 /** The items in one SQS body: an S3 notification, an SNS envelope around one, or an EventBridge event. */
 function sqsBody(record: SQSRecord): SqsWork {
   const attempt = Number(record.attributes?.ApproximateReceiveCount) || undefined;
+  let body: unknown;
   try {
-    let body = JSON.parse(record.body) as unknown;
+    body = JSON.parse(record.body);
     if (isObject(body) && body.Type === "Notification" && typeof body.Message === "string")
       body = JSON.parse(body.Message);
+  } catch (err) {
+    return { messageId: record.messageId, items: [], error: `body is not valid JSON: ${(err as Error).message}` };
+  }
+  try {
     if (isObject(body) && body.Event === "s3:TestEvent") return { messageId: record.messageId, items: [] };
     if (isObject(body) && Array.isArray(body.Records)) {
       return {
@@ -94,14 +120,16 @@ function sqsBody(record: SQSRecord): SqsWork {
     if (isObject(body) && isObjectCreated(body)) {
       return { messageId: record.messageId, items: [{ ...objectCreatedItem(body, record.messageId), attempt }] };
     }
-    return {
-      messageId: record.messageId,
-      items: [],
-      error: "body is not an S3 notification, SNS envelope or EventBridge event",
-    };
   } catch (err) {
-    return { messageId: record.messageId, items: [], error: `body is not valid JSON: ${(err as Error).message}` };
+    // Only this message fails: an exception here would fail, and redeliver, the whole batch.
+    const why = err instanceof EventError ? err.message : `body is malformed: ${(err as Error).message}`;
+    return { messageId: record.messageId, items: [], error: why };
   }
+  return {
+    messageId: record.messageId,
+    items: [],
+    error: "body is not an S3 notification, SNS envelope or EventBridge event",
+  };
 }
 
 /** Gilt's convention: a schedule rule named `a.b.c` pulls streams a, b and c. */

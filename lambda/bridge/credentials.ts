@@ -20,10 +20,16 @@ import { CredentialsError, type ErrorContext } from "./errors";
  * 2. A private key on its own: PEM (`-----BEGIN ... PRIVATE KEY-----`, RSA/EC/OpenSSH/PKCS#8) or PuTTY
  *    (`PuTTY-User-Key-File-`); it becomes `privateKey`. An encrypted key needs form 1 to carry its passphrase.
  * 3. Anything else is the password, with trailing line breaks removed (files and `file://` uploads usually end in one;
- *    a password that really ends in a line break must use form 1).
+ *    a password that really ends in a line break, or starts with `{`, must use form 1).
  *
- * A value that starts with `{` and ends with `}` but is not valid JSON is refused rather than used as a password: it
- * is far more likely a broken form-1 secret than a password.
+ * A password goes to the partner's server, so a value that is probably not one is refused (CREDENTIALS_INVALID)
+ * rather than tried, and the engine never connects with it:
+ * - a value whose trimmed text starts with `{` but does not parse as JSON: a broken form-1 secret (a missing `}` or
+ *   quote), which may well hold a private key;
+ * - a value containing `PRIVATE KEY` that is not a well-formed key: its BEGIN line must come first and the matching
+ *   END line last (leading junk, a truncated PEM and a key pasted after other text are all refused);
+ * - in form 1, a `password` or `username` containing `PRIVATE KEY` (the key put in the wrong field), and a
+ *   `privateKey` containing it that is not well-formed by the same rule.
  */
 export interface ResolvedCredentials {
   username?: string;
@@ -55,7 +61,14 @@ export interface CredentialResolverDeps {
 export const DEFAULT_CREDENTIALS_TTL_MS = 5 * 60 * 1000;
 
 const FIELDS = ["username", "password", "privateKey", "passphrase"] as const;
-const PRIVATE_KEY = /^(-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----|PuTTY-User-Key-File-\d+:)/;
+/** Anything mentioning this is treated as key material: it must be a well-formed key, and is never a password. */
+const KEY_MARKER = "PRIVATE KEY";
+/** A whole PEM/OpenSSH private key: BEGIN line first, body, the same label's END line last (the text is trimmed). */
+const PEM_KEY = /^-----BEGIN ([A-Z0-9 ]*PRIVATE KEY)-----\r?\n[\s\S]*\r?\n-----END \1-----$/;
+const PUTTY_KEY = /^PuTTY-User-Key-File-\d+:/;
+const MALFORMED_KEY =
+  "looks like a private key but is not a well-formed PEM/OpenSSH/PuTTY key (the BEGIN line first, the matching END " +
+  "line last, nothing before or after them); store the whole key file as it is";
 
 interface RefInfo {
   kind: "secretsManager" | "ssmParameter" | "s3Object" | "file";
@@ -102,13 +115,15 @@ export function parseCredentialContent(raw: string, where: string, ctx: ErrorCon
   const trimmed = text.trim();
   if (trimmed === "") throw invalid("the value is empty; store a password, a private key or a JSON object");
 
-  if (trimmed.startsWith("{") && trimmed.endsWith("}")) {
+  if (trimmed.startsWith("{")) {
     let doc: unknown;
     try {
       doc = JSON.parse(trimmed);
     } catch {
       throw invalid(
-        "the value looks like JSON but does not parse; fix the JSON (fields: username, password, privateKey, passphrase)",
+        'the value starts with "{" but is not valid JSON (a missing "}" or quote?), so it was not used as a password; ' +
+          "fix the JSON (fields: username, password, privateKey, passphrase), or store a password starting with " +
+          '"{" as {"password": "..."}',
       );
     }
     if (typeof doc !== "object" || doc === null || Array.isArray(doc))
@@ -121,16 +136,23 @@ export function parseCredentialContent(raw: string, where: string, ctx: ErrorCon
       if (typeof value !== "string") throw invalid(`JSON field "${field}" must be a string`);
       creds[field] = value;
     }
+    for (const field of ["username", "password"] as const) {
+      if (creds[field]?.includes(KEY_MARKER))
+        throw invalid(`JSON field "${field}" holds a private key; put it in "privateKey"`);
+    }
     if (creds.privateKey && !creds.privateKey.includes("\n") && creds.privateKey.includes("\\n")) {
       creds.privateKey = creds.privateKey.replace(/\\n/g, "\n");
     }
+    if (creds.privateKey?.includes(KEY_MARKER) && !PEM_KEY.test(creds.privateKey.trim()))
+      throw invalid(`JSON field "privateKey" ${MALFORMED_KEY}`);
     if (!creds.password && !creds.privateKey) {
       const seen = Object.keys(obj).join(", ") || "none";
       throw invalid(`the JSON object has neither "password" nor "privateKey" (fields present: ${seen})`);
     }
     return creds;
   }
-  if (PRIVATE_KEY.test(trimmed)) return { privateKey: trimmed + "\n" };
+  if (PEM_KEY.test(trimmed) || PUTTY_KEY.test(trimmed)) return { privateKey: trimmed + "\n" };
+  if (trimmed.includes(KEY_MARKER)) throw invalid(`the value ${MALFORMED_KEY}`);
   return { password: text.replace(/[\r\n]+$/, "") };
 }
 

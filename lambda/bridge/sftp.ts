@@ -201,7 +201,8 @@ export const connectSftp: SftpConnector = async (target, logger) => {
       host: target.host,
       port: target.port,
       username,
-      password: target.credentials.password,
+      // ssh2 makes a password attempt, before the key, for any string it is given, even "": only pass a real one.
+      ...(target.credentials.password ? { password: target.credentials.password } : {}),
       privateKey: target.credentials.privateKey,
       passphrase: target.credentials.passphrase,
       readyTimeout: target.readyTimeoutMs,

@@ -8,14 +8,19 @@ import { inspect } from "node:util";
 import { PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import type { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import type { SSMClient } from "@aws-sdk/client-ssm";
+import { validateConfig } from "../../lambda/bridge/config";
 import type { CredentialsRef } from "../../lambda/bridge/config/schema";
 import {
   type CredentialResolver,
   createCredentialResolver,
   parseCredentialContent,
 } from "../../lambda/bridge/credentials";
-import { CredentialsError } from "../../lambda/bridge/errors";
+import { BridgeError, CredentialsError } from "../../lambda/bridge/errors";
+import { silentLogger } from "../../lambda/bridge/logger";
+import { StreamSession } from "../../lambda/bridge/session";
+import { connectSftp } from "../../lambda/bridge/sftp";
 import { type LocalS3, startLocalS3 } from "../../scripts/local/s3-server";
+import { type EmbeddedSftpServer, generateUserKey, startSftpServer } from "../../scripts/local/sftp-server";
 import { type LocalAws, startLocalAws } from "../support/local-aws";
 
 jest.setTimeout(60_000);
@@ -24,8 +29,18 @@ const BUCKET = "bridge-keys";
 const PASSWORD = "correct-horse-battery-staple-7f3a";
 const PASSPHRASE = "key-passphrase-91c2";
 const PRIVATE_KEY = generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+/** The key the embedded SFTP server below accepts for "partner". */
+const USER_KEY = generateUserKey();
 /** Every secret value used below; none may ever appear in an error. */
-const SECRETS = [PASSWORD, PASSPHRASE, PRIVATE_KEY.split("\n")[1]!, "hunter2x", "only-a-username-secret"];
+const SECRETS = [
+  PASSWORD,
+  PASSPHRASE,
+  PRIVATE_KEY.split("\n")[1]!,
+  USER_KEY.privateKey.split("\n")[1]!,
+  "hunter2x",
+  "only-a-username-secret",
+  "not json but a password",
+];
 
 let dir: string;
 let localS3: LocalS3;
@@ -188,7 +203,6 @@ describe("content rules", () => {
       JSON.stringify({ privateKey: "-----BEGIN KEY-----\\nAB\\n-----END KEY-----" }),
       { privateKey: "-----BEGIN KEY-----\nAB\n-----END KEY-----" },
     ],
-    ["{not json but a password", { password: "{not json but a password" }],
   ])("%j", (raw, expected) => {
     expect(parseCredentialContent(raw, "here")).toEqual(expected);
   });
@@ -201,7 +215,15 @@ describe("content rules", () => {
       /neither "password" nor "privateKey" \(fields present: username\)/,
     ],
     [JSON.stringify({ password: 42 }), /JSON field "password" must be a string/],
-    ['{"password": hunter2x}', /looks like JSON but does not parse/],
+    ['{"password": hunter2x}', /starts with "\{" but is not valid JSON/],
+    ["{not json but a password", /starts with "\{" but is not valid JSON/],
+    [
+      JSON.stringify({ username: "acme", privateKey: PRIVATE_KEY }).slice(0, -1),
+      /starts with "\{" but is not valid JSON/,
+    ],
+    [`key:\n${PRIVATE_KEY}`, /looks like a private key but is not a well-formed PEM\/OpenSSH\/PuTTY key/],
+    [PRIVATE_KEY.slice(0, 60), /looks like a private key but is not a well-formed PEM\/OpenSSH\/PuTTY key/],
+    [JSON.stringify({ password: PRIVATE_KEY }), /JSON field "password" holds a private key/],
     ["[1]", undefined],
   ])("refuses %j", async (raw, why) => {
     aws.secrets.set("bridge/bad", raw);
@@ -216,6 +238,99 @@ describe("content rules", () => {
     expect(err.message).toMatch(why);
     // The JSON parser's SyntaxError quotes the input, so it must not travel as the cause.
     expect(err.cause).toBeUndefined();
+  });
+});
+
+describe("against the embedded SFTP server: a broken credential never reaches the partner", () => {
+  let sftp: EmbeddedSftpServer;
+  /**
+   * The server's own log: one "connected from" line per SSH connection, one line per rejected password. "partner" has
+   * no password, so every password attempt is a rejected one and shows up here.
+   */
+  let serverLog: string[] = [];
+  const connections = () => serverLog.filter((l) => /: connected from /.test(l)).length;
+  const passwordAttempts = () => serverLog.filter((l) => /: password authentication failed/.test(l)).length;
+
+  beforeAll(async () => {
+    sftp = await startSftpServer({
+      root: path.join(dir, "sftp"),
+      users: [{ username: "partner", publicKey: USER_KEY.publicKey }],
+      logger: (line) => serverLog.push(line),
+    });
+  });
+  beforeEach(() => {
+    serverLog = [];
+  });
+  afterAll(async () => {
+    await sftp?.close();
+  });
+
+  /** The engine's own way in: resolve the stream's credentials, then connect with them. */
+  async function open(secret: string): Promise<void> {
+    aws.secrets.set("bridge/partner", secret);
+    const config = validateConfig(
+      {
+        streams: {
+          psp: {
+            s3: { bucket: BUCKET, prefix: "psp/" },
+            sftp: {
+              host: sftp.host,
+              port: sftp.port,
+              // Set here, not only in the secret, so that a secret taken for a bare password would still connect.
+              username: "partner",
+              credentials: { secretsManager: "bridge/partner" },
+              hostKeys: [sftp.hostKeyFingerprint],
+            },
+            push: { from: "outbound/", to: "/IN" },
+          },
+        },
+      },
+      "test",
+    );
+    const session = new StreamSession("psp", config.streams.psp!, resolver(), connectSftp, silentLogger);
+    try {
+      await session.get();
+    } finally {
+      await session.close();
+    }
+  }
+
+  async function openFailure(secret: string): Promise<BridgeError> {
+    try {
+      await open(secret);
+    } catch (err) {
+      errors.push(err);
+      expect(err).toBeInstanceOf(BridgeError);
+      return err as BridgeError;
+    }
+    throw new Error("expected the connection to fail");
+  }
+
+  it("connects with a well-formed secret (so the counters below do see connections)", async () => {
+    await open(JSON.stringify({ username: "partner", privateKey: USER_KEY.privateKey }));
+    expect(connections()).toBe(1);
+    expect(passwordAttempts()).toBe(0);
+  });
+
+  it.each([
+    [
+      "a JSON secret missing its closing brace",
+      JSON.stringify({ username: "partner", privateKey: USER_KEY.privateKey }).slice(0, -1),
+    ],
+    ["a key with leading junk", `partner key:\n${USER_KEY.privateKey}`],
+    ["a truncated key", USER_KEY.privateKey.slice(0, 120)],
+  ])("%s fails as CREDENTIALS_INVALID before any connection", async (_name, secret) => {
+    const err = await openFailure(secret);
+    expect(err.code).toBe("CREDENTIALS_INVALID");
+    expect(err.message).toMatch(/^stream psp: credentials secret "bridge\/partner": /);
+    expect(connections()).toBe(0);
+    expect(passwordAttempts()).toBe(0);
+  });
+
+  it("an empty JSON password is not sent as a password attempt", async () => {
+    await open(JSON.stringify({ username: "partner", privateKey: USER_KEY.privateKey, password: "" }));
+    expect(connections()).toBe(1);
+    expect(passwordAttempts()).toBe(0);
   });
 });
 

@@ -143,6 +143,35 @@ describe("Lambda handler end to end", () => {
     expect(await handler(event, context())).toEqual({ batchItemFailures: [{ itemIdentifier: "junk" }] });
   });
 
+  it("fails an SQS message whose S3 key is badly %-encoded with the real reason, and still pushes the others", async () => {
+    await env.put("psp/outbound/fine.xml", "<f/>");
+    const bad = { ...(await eventFor("psp/outbound/fine.xml")) };
+    bad.s3 = { ...bad.s3, object: { ...bad.s3.object, key: "psp/outbound/100%.csv" } };
+    const event = sqs([
+      { id: "bad-key", records: [bad] },
+      { id: "fine", records: [await eventFor("psp/outbound/fine.xml")] },
+    ]);
+    expect(await handler(event, context())).toEqual({ batchItemFailures: [{ itemIdentifier: "bad-key" }] });
+    expect(existsSync(env.local("/IN/fine.xml"))).toBe(true);
+    const logged = stdout.join("");
+    expect(logged).toContain(
+      'S3 record 1: refusing key \\"psp/outbound/100%.csv\\": malformed URL encoding in an S3 event key',
+    );
+    expect(logged).not.toContain("not valid JSON");
+  });
+
+  it("refuses a top-level S3 event whose key is badly %-encoded, naming the record and the key", async () => {
+    await env.put("psp/outbound/top.xml", "<t/>");
+    const record = await eventFor("psp/outbound/top.xml");
+    const bad = {
+      ...record,
+      s3: { ...record.s3, object: { ...record.s3.object, key: "psp/outbound/bad%E0%A4%A.xml" } },
+    };
+    await expect(handler({ Records: [bad] }, context())).rejects.toThrow(
+      'S3 record 1: refusing key "psp/outbound/bad%E0%A4%A.xml": malformed URL encoding in an S3 event key',
+    );
+  });
+
   it("pushes the object of a top-level EventBridge Object Created event, its key plain as EventBridge sends it", async () => {
     const key = "psp/outbound/eventbridge/a+b c.xml";
     await env.put(key, "<eb/>");

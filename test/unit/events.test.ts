@@ -66,6 +66,69 @@ describe("classify", () => {
     expect(work.messages[1]?.items).toHaveLength(1);
   });
 
+  it.each(["in/bad%E0%A4%A.xml", "in/100%.csv", "in/%zz.xml"])(
+    "an SQS message whose S3 key %s is badly %%-encoded says so, not that its body is not JSON",
+    (key) => {
+      const work = classify({ Records: [sqsRecord("m1", { Records: [s3Record(key)] })] });
+      if (work.kind !== "sqs") throw new Error("expected sqs");
+      expect(work.messages[0]?.items).toEqual([]);
+      expect(work.messages[0]?.error).toBe(
+        `S3 record 1: refusing key ${JSON.stringify(key)}: malformed URL encoding in an S3 event key (URI malformed)`,
+      );
+    },
+  );
+
+  it("a bad key in a later record fails the whole message and names that record, inside an SNS envelope too", () => {
+    const records = [s3Record("in/ok.csv"), s3Record("in/gone.csv", "ObjectRemoved:Delete"), s3Record("in/100%.csv")];
+    const work = classify({
+      Records: [
+        sqsRecord("direct", { Records: records }),
+        sqsRecord("sns", { Type: "Notification", Message: JSON.stringify({ Records: records }) }),
+      ],
+    });
+    if (work.kind !== "sqs") throw new Error("expected sqs");
+    for (const message of work.messages) {
+      expect(message.items).toEqual([]);
+      expect(message.error).toMatch(/^S3 record 3: refusing key "in\/100%\.csv": malformed URL encoding/);
+    }
+  });
+
+  it("a record without a bucket or key fails only its own message, naming the record", () => {
+    const work = classify({
+      Records: [
+        sqsRecord("no-s3", { Records: [s3Record("in/a.csv"), { eventName: "ObjectCreated:Put" }] }),
+        sqsRecord("null", { Records: [null] }),
+        sqsRecord("ok", { Records: [s3Record("in/b.csv")] }),
+      ],
+    });
+    if (work.kind !== "sqs") throw new Error("expected sqs");
+    expect(work.messages.map((m) => m.error)).toEqual([
+      "S3 record 2: s3.bucket.name or s3.object.key is missing or not a string",
+      "S3 record 1: is not a JSON object",
+      undefined,
+    ]);
+    expect(work.messages[2]?.items.map((i) => i.key)).toEqual(["in/b.csv"]);
+  });
+
+  it("a body that does not parse is still reported as not valid JSON", () => {
+    const work = classify({
+      Records: [
+        sqsRecord("cut", '{"Records": [{"s3": {"object": {"key": "in/100%.csv"'),
+        sqsRecord("sns", { Type: "Notification", Message: "{not json" }),
+      ],
+    });
+    if (work.kind !== "sqs") throw new Error("expected sqs");
+    for (const message of work.messages) expect(message.error).toMatch(/^body is not valid JSON: /);
+  });
+
+  it("a top-level S3 event with a badly encoded key is refused, naming the record and the key", () => {
+    const event = { Records: [s3Record("in/ok.csv"), s3Record("in/100%.csv")] };
+    expect(() => classify(event)).toThrow(EventError);
+    expect(() => classify(event)).toThrow(
+      'S3 record 2: refusing key "in/100%.csv": malformed URL encoding in an S3 event key (URI malformed)',
+    );
+  });
+
   it("takes pull streams from a schedule's input or, gilt-style, from the rule name", () => {
     expect(classify({ streams: ["a", "b"] })).toEqual({ kind: "pull", streams: ["a", "b"] });
     const scheduled = classify({
