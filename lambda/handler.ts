@@ -29,6 +29,7 @@ const UNITS: Record<MetricName, Unit> = {
   BytesMoved: MetricUnit.Bytes,
   Errors: MetricUnit.Count,
   ConnectionTimeouts: MetricUnit.Count,
+  FilesRefused: MetricUnit.Count,
   DurationMs: MetricUnit.Milliseconds,
 };
 
@@ -58,18 +59,24 @@ export async function handler(event: unknown, context: Context): Promise<Handler
     logger: engineLogger,
     requestId: context.awsRequestId,
   });
-  const deadline = Date.now() + context.getRemainingTimeInMillis() - env.deadlineMarginMs;
+  const endsAt = Date.now() + context.getRemainingTimeInMillis();
+  const deadline = endsAt - env.deadlineMarginMs;
 
   let report: RunReport;
   let response: HandlerResult | undefined;
   switch (work.kind) {
     case "push":
-      report = await bridge.push(work.items, { deadline, force: work.force, trigger: work.force ? "force" : "event" });
+      report = await bridge.push(work.items, {
+        deadline,
+        endsAt,
+        force: work.force,
+        trigger: work.force ? "force" : "event",
+      });
       break;
     case "sqs": {
       report = await bridge.push(
         work.messages.flatMap((m) => m.items),
-        { deadline, trigger: "event" },
+        { deadline, endsAt, trigger: "event" },
       );
       const failed = new Set(report.streams.flatMap((s) => s.failed.map((f) => f.ref)));
       for (const m of work.messages.filter((m) => m.error))

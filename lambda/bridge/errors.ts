@@ -19,9 +19,11 @@ export type ErrorCode =
   | "SFTP_RENAME_FAILED"
   | "S3_OPERATION_FAILED"
   | "S3_OBJECT_NOT_FOUND"
+  | "S3_OBJECT_EXISTS"
   | "S3_ACCESS_DENIED"
   | "VERIFY_FAILED"
-  | "DEADLINE_REACHED";
+  | "DEADLINE_REACHED"
+  | "CLAIM_HELD";
 
 export type ErrorContext = Record<string, string | number | boolean | undefined>;
 
@@ -127,7 +129,7 @@ export class SftpError extends BridgeError {
 
 export class S3Error extends BridgeError {
   constructor(
-    code: "S3_OPERATION_FAILED" | "S3_OBJECT_NOT_FOUND" | "S3_ACCESS_DENIED",
+    code: "S3_OPERATION_FAILED" | "S3_OBJECT_NOT_FOUND" | "S3_OBJECT_EXISTS" | "S3_ACCESS_DENIED",
     message: string,
     options: { cause?: unknown; context?: ErrorContext; retryable?: boolean } = {},
   ) {

@@ -9,6 +9,7 @@ export * from "./credentials";
 export * from "./sftp";
 export * from "./s3";
 export * from "./receipts";
+export * from "./claims";
 export * from "./context";
 export * from "./push";
 export * from "./pull";

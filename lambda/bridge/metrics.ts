@@ -4,7 +4,14 @@ import type { Direction, FailedFile, RunReport } from "./report";
  * The metrics a run produces, derived from its report so the engine stays free of any metrics library; adapters emit
  * them (the Lambda handler as CloudWatch EMF through Powertools). Names are the contract the template's alarms use.
  */
-export const METRIC_NAMES = ["FilesMoved", "BytesMoved", "Errors", "ConnectionTimeouts", "DurationMs"] as const;
+export const METRIC_NAMES = [
+  "FilesMoved",
+  "BytesMoved",
+  "Errors",
+  "ConnectionTimeouts",
+  "FilesRefused",
+  "DurationMs",
+] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];
 
 export interface StreamMetrics {
@@ -25,6 +32,13 @@ function isConnectionTimeout(f: FailedFile): boolean {
   return CONNECTION_TIMEOUT_CODES.has(f.code);
 }
 
+/**
+ * Files the bridge will not move until someone acts: a remote name it refuses to turn into a key, or an earlier
+ * delivery in the way under `onConflict: skip`. They are skipped, not failed (the rest of the stream moves), yet every
+ * run reports them again, so they get a count an alarm can watch.
+ */
+const REFUSED_REASONS = new Set(["unsafe-name", "exists"]);
+
 export function reportMetrics(report: RunReport): StreamMetrics[] {
   return report.streams.map((s) => {
     const timeouts = s.failed.filter(isConnectionTimeout).length;
@@ -37,6 +51,7 @@ export function reportMetrics(report: RunReport): StreamMetrics[] {
         // One connection timeout fails every file of the batch; count it once as an error of the connection.
         Errors: s.failed.length,
         ConnectionTimeouts: timeouts > 0 ? 1 : 0,
+        FilesRefused: s.skipped.filter((f) => REFUSED_REASONS.has(f.reason)).length,
         DurationMs: s.durationMs,
       },
     };

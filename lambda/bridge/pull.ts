@@ -1,10 +1,10 @@
 import { createHash, type Hash } from "node:crypto";
 import { posix } from "node:path";
 import { Transform, pipeline, type TransformCallback } from "node:stream";
-import type { PullConfig } from "./config/schema";
+import type { PullConfig, StreamConfig } from "./config/schema";
 import type { EngineContext, RunOptions } from "./context";
 import { Backlog, mapLimit, sleep } from "./concurrency";
-import { VerifyError, describeError } from "./errors";
+import { S3Error, VerifyError, describeError, type ErrorContext } from "./errors";
 import { doneName, matchesPatterns, remoteRelative } from "./paths";
 import { pullDestPrefix, requireStream } from "./routing";
 import { StreamReportBuilder, giltLine, type StreamReport } from "./report";
@@ -70,39 +70,26 @@ async function pullStream(ctx: EngineContext, stream: string, options: PullOptio
     report.addFailed(stream, new VerifyError(`pull ${stream}: the stream has no pull section`, { stream }));
     return report.build();
   }
-  const session = new StreamSession(stream, config, ctx.credentials, ctx.connect, ctx.logger);
-  const doneDir = doneDirOf(pullConfig);
-  const destPrefix = pullDestPrefix(config) ?? "";
-  const trigger = options.trigger ?? "schedule";
-  const backlog = new Backlog(config.sftp.concurrency);
+  const batch: PullBatch = {
+    ctx,
+    stream,
+    config,
+    pullConfig,
+    options,
+    report,
+    session: new StreamSession(stream, config, ctx.credentials, ctx.connect, ctx.logger),
+    doneDir: doneDirOf(pullConfig),
+    destPrefix: pullDestPrefix(config) ?? "",
+    trigger: options.trigger ?? "schedule",
+    backlog: new Backlog(config.sftp.concurrency),
+  };
 
   try {
-    const sftp = await session.get();
-    const listed = await listFiles(sftp, pullConfig.from, pullConfig.recursive, [doneDir]);
-    const now = ctx.clock();
-    let candidates: Candidate[] = [];
-    for (const file of listed) {
-      const relative = remoteRelative(pullConfig.from, file.path);
-      if (matchesPatterns(file.name, pullConfig.ignore)) {
-        report.addSkipped({ source: file.path, reason: "ignored" });
-      } else if (!matchesPatterns(relative, pullConfig.patterns)) {
-        report.addSkipped({
-          source: file.path,
-          reason: "pattern",
-          detail: `does not match ${pullConfig.patterns.join(", ")}`,
-        });
-      } else if (now - file.mtimeMs < pullConfig.minAgeSeconds * 1000) {
-        report.addSkipped({
-          source: file.path,
-          reason: "too-young",
-          detail: `modified ${Math.round((now - file.mtimeMs) / 1000)} s ago`,
-        });
-      } else {
-        candidates.push({ file, relative });
-      }
-    }
+    const sftp = await batch.session.get();
+    const listed = await listFiles(sftp, pullConfig.from, pullConfig.recursive, [batch.doneDir]);
+    let candidates = selectCandidates(batch, listed);
     if (pullConfig.stableCheckMs > 0 && candidates.length) {
-      candidates = await stableOnly(sftp, candidates, pullConfig.stableCheckMs, report);
+      candidates = await stableOnly(batch, sftp, candidates);
     }
     candidates.sort((a, b) => a.file.mtimeMs - b.file.mtimeMs || a.file.path.localeCompare(b.file.path));
     for (const { file } of candidates.slice(pullConfig.maxFiles)) {
@@ -113,109 +100,269 @@ async function pullStream(ctx: EngineContext, stream: string, options: PullOptio
       });
     }
     candidates = candidates.slice(0, pullConfig.maxFiles);
-
-    await mapLimit(candidates, config.sftp.concurrency, async ({ file, relative }) => {
-      if (options.deadline !== undefined && ctx.clock() >= options.deadline) {
-        return report.addSkipped({ source: file.path, reason: "deadline", detail: "left for the next run" });
-      }
-      const started = ctx.clock();
-      const key = destPrefix + relative;
-      let active: SftpSession | undefined;
-      try {
-        active = await session.get();
-        const hash = createHash("sha256");
-        const guard = new SourceGuard(hash, file, active);
-        // pipeline() ties the two together: an aborted upload also closes the remote handle, and a read error
-        // reaches the upload.
-        const body = pipeline(active.read(file.path, file.size), guard, () => undefined);
-        const uploaded = await ctx.s3.upload(config.s3.bucket, key, body, {
-          ...ctx.upload,
-          // S3 takes at most 10,000 parts: very large files need larger ones.
-          partSize: Math.max(ctx.upload.partSize ?? DEFAULT_PART_SIZE, Math.ceil(file.size / MAX_PARTS)),
-          metadata: { "bridge-stream": stream, "bridge-source": encodeURIComponent(file.path) },
-        });
-        // S3's own answer verifies a single-part upload (see S3UploadResult); anything else is checked with a HEAD.
-        const stored =
-          uploaded.contentVerified && uploaded.bytes === file.size
-            ? { size: uploaded.bytes, eTag: uploaded.eTag }
-            : await ctx.s3.head(config.s3.bucket, key);
-        if (!stored || stored.size !== file.size) {
-          throw new VerifyError(
-            `pull verify s3://${config.s3.bucket}/${key}: S3 has ${stored?.size ?? "no object"}, source ${file.path} has ${file.size} bytes; source left in place`,
-            { stream, key, path: file.path },
-          );
-        }
-        const sha256 = hash.digest("hex");
-        const archived = await archive(active, pullConfig, doneDir, file, relative, new Date(ctx.clock()));
-        const finished = ctx.clock();
-        // Copied, verified and archived: the receipt is written in the background while this worker starts the next
-        // file; the file is reported moved once it is, as before.
-        const receipt: Receipt = {
-          stream,
-          direction: "pull",
-          source: {
-            host: config.sftp.host,
-            path: file.path,
-            size: file.size,
-            mtime: new Date(file.mtimeMs).toISOString(),
-          },
-          destination: { bucket: config.s3.bucket, key, eTag: stored.eTag },
-          bytes: file.size,
-          sha256,
-          startedAt: new Date(started).toISOString(),
-          finishedAt: new Date(finished).toISOString(),
-          attempt: 1,
-          requestId: ctx.requestId,
-          trigger,
-        };
-        await backlog.add(async () => {
-          try {
-            await ctx.receipts.write(receipt, relative);
-            report.addMoved({
-              source: file.path,
-              destination: `s3://${config.s3.bucket}/${key}`,
-              bytes: file.size,
-              sha256,
-              durationMs: finished - started,
-            });
-            ctx.logger.info("pulled", { stream, source: file.path, destination: key, bytes: file.size, archived });
-          } catch (err) {
-            report.addFailed(file.path, err);
-            ctx.logger.warn("pull failed", { stream, source: file.path, error: describeError(err) });
-          }
-        });
-      } catch (err) {
-        report.addFailed(file.path, err);
-        ctx.logger.warn("pull failed", { stream, source: file.path, error: describeError(err) });
-        if (active) await session.discard(active, err);
-      }
-    });
+    await mapLimit(candidates, config.sftp.concurrency, (candidate) => pullOne(batch, candidate));
   } catch (err) {
     // Connecting or listing failed: nothing was touched.
     report.addFailed(`sftp://${config.sftp.host}${pullConfig.from}`, err);
     ctx.logger.warn("pull failed", { stream, error: describeError(err) });
   } finally {
-    await Promise.all([backlog.drain(), session.close()]);
+    await Promise.all([batch.backlog.drain(), batch.session.close()]);
   }
   const built = report.build();
   ctx.logger.info(giltLine(built), { stream, direction: "pull", files: built.files, bytes: built.bytes });
   return built;
 }
 
-/** Re-lists after a pause and keeps only files whose size and mtime did not move: a partner may still be writing. */
-async function stableOnly(
-  sftp: SftpSession,
-  candidates: Candidate[],
-  waitMs: number,
-  report: StreamReportBuilder,
-): Promise<Candidate[]> {
-  await sleep(waitMs);
+/** What every file of one stream's pull shares. */
+interface PullBatch {
+  ctx: EngineContext;
+  stream: string;
+  config: StreamConfig;
+  pullConfig: PullConfig;
+  options: PullOptions;
+  report: StreamReportBuilder;
+  session: StreamSession;
+  doneDir: string;
+  destPrefix: string;
+  trigger: NonNullable<Receipt["trigger"]>;
+  backlog: Backlog;
+}
+
+/** A remote path fit for a report line and a log: control characters shown escaped, not acted on. */
+function printable(path: string): string {
+  // eslint-disable-next-line no-control-regex
+  return path.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+}
+
+/**
+ * The listed files worth taking now. One file the bridge will not turn into a key (a backslash, a control character
+ * in its name) is reported and left where it is; it never stops the others.
+ */
+function selectCandidates(batch: PullBatch, listed: RemoteFile[]): Candidate[] {
+  const { pullConfig, report, ctx } = batch;
+  const now = ctx.clock();
+  const candidates: Candidate[] = [];
+  for (const file of listed) {
+    let relative: string;
+    try {
+      relative = remoteRelative(pullConfig.from, file.path);
+    } catch (err) {
+      report.addSkipped({
+        source: printable(file.path),
+        reason: "unsafe-name",
+        detail: `${describeError(err).message.replace(/^refusing key "(?:[^"\\]|\\.)*": /, "")}; left on the server, rename it there to pull it`,
+      });
+      ctx.logger.warn("pull refused a remote name", { stream: batch.stream, source: printable(file.path) });
+      continue;
+    }
+    if (matchesPatterns(file.name, pullConfig.ignore)) {
+      report.addSkipped({ source: file.path, reason: "ignored" });
+    } else if (!matchesPatterns(relative, pullConfig.patterns)) {
+      report.addSkipped({
+        source: file.path,
+        reason: "pattern",
+        detail: `does not match ${pullConfig.patterns.join(", ")}`,
+      });
+    } else if (now - file.mtimeMs < pullConfig.minAgeSeconds * 1000) {
+      report.addSkipped({
+        source: file.path,
+        reason: "too-young",
+        detail: `modified ${Math.round((now - file.mtimeMs) / 1000)} s ago, minAgeSeconds is ${pullConfig.minAgeSeconds}`,
+      });
+    } else {
+      candidates.push({ file, relative });
+    }
+  }
+  return candidates;
+}
+
+/** One file into S3: resolve the key (onConflict), stream and verify the copy, archive the source, write the receipt. */
+async function pullOne(batch: PullBatch, { file, relative }: Candidate): Promise<void> {
+  const { ctx, stream, config, pullConfig, options, report } = batch;
+  if (options.deadline !== undefined && ctx.clock() >= options.deadline) {
+    return report.addSkipped({ source: file.path, reason: "deadline", detail: "left for the next run" });
+  }
+  const started = ctx.clock();
+  let active: SftpSession | undefined;
+  try {
+    const natural = batch.destPrefix + relative;
+    const partSize = Math.max(ctx.upload.partSize ?? DEFAULT_PART_SIZE, Math.ceil(file.size / MAX_PARTS));
+    // A file that fits in one part is put with If-None-Match and only a taken key costs a look (its bytes are still
+    // in memory to go elsewhere); a larger one looks first, as its parts cannot be moved to another key.
+    const lookFirst = pullConfig.onConflict !== "overwrite" && file.size > partSize;
+    const placed = lookFirst
+      ? await destinationKey(batch, file, natural)
+      : { key: natural, ifAbsent: pullConfig.onConflict !== "overwrite" };
+    active = await batch.session.get();
+    const hash = createHash("sha256");
+    const guard = new SourceGuard(hash, file, active);
+    // pipeline() ties the two together: an aborted upload also closes the remote handle, and a read error reaches the
+    // upload.
+    const body = pipeline(active.read(file.path, file.size), guard, () => undefined);
+    const uploaded = await ctx.s3.upload(config.s3.bucket, placed.key, body, {
+      ...ctx.upload,
+      // S3 takes at most 10,000 parts: very large files need larger ones.
+      partSize,
+      metadata: sourceMetadata(stream, file),
+      // Never replace an earlier delivery, not even one that appeared since a look; "overwrite" means replace.
+      ifAbsent: placed.ifAbsent,
+      resolveConflict: () => destinationKey(batch, file, natural),
+    });
+    const key = uploaded.key;
+    // S3's own answer verifies a single-part upload (see S3UploadResult); anything else is checked with a HEAD.
+    const stored =
+      uploaded.contentVerified && uploaded.bytes === file.size
+        ? { size: uploaded.bytes, eTag: uploaded.eTag, versionId: uploaded.versionId }
+        : await ctx.s3.head(config.s3.bucket, key);
+    if (!stored || stored.size !== file.size) {
+      throw new VerifyError(
+        `pull verify s3://${config.s3.bucket}/${key}: S3 has ${stored?.size ?? "no object"}, source ${file.path} has ${file.size} bytes; source left in place`,
+        { stream, key, path: file.path },
+      );
+    }
+    const sha256 = hash.digest("hex");
+    const archived = await archive(active, pullConfig, batch.doneDir, file, relative, new Date(ctx.clock()));
+    const finished = ctx.clock();
+    const versionId = uploaded.versionId ?? stored.versionId;
+    const receipt: Receipt = {
+      stream,
+      direction: "pull",
+      source: {
+        host: config.sftp.host,
+        path: file.path,
+        size: file.size,
+        mtime: new Date(file.mtimeMs).toISOString(),
+      },
+      destination: {
+        bucket: config.s3.bucket,
+        key,
+        eTag: stored.eTag,
+        ...(versionId === undefined ? {} : { versionId }),
+      },
+      bytes: file.size,
+      sha256,
+      startedAt: new Date(started).toISOString(),
+      finishedAt: new Date(finished).toISOString(),
+      attempt: 1,
+      requestId: ctx.requestId,
+      trigger: batch.trigger,
+    };
+    // Copied, verified and archived: the receipt is written in the background while this worker starts the next file;
+    // the file is reported moved once it is.
+    await batch.backlog.add(async () => {
+      try {
+        await ctx.receipts.write(receipt, relative);
+        report.addMoved({
+          source: file.path,
+          destination: `s3://${config.s3.bucket}/${key}`,
+          bytes: file.size,
+          sha256,
+          durationMs: finished - started,
+        });
+        ctx.logger.info("pulled", { stream, source: file.path, destination: key, bytes: file.size, archived });
+      } catch (err) {
+        report.addFailed(file.path, err);
+        ctx.logger.warn("pull failed", { stream, source: file.path, error: describeError(err) });
+      }
+    });
+  } catch (err) {
+    if (err instanceof ConflictSkipped) {
+      return report.addSkipped({ source: file.path, reason: "exists", detail: err.message });
+    }
+    report.addFailed(file.path, err);
+    ctx.logger.warn("pull failed", { stream, source: file.path, error: describeError(err) });
+    if (active) await batch.session.discard(active, err);
+  }
+}
+
+/** onConflict: skip, met: the file is left on the server and reported skipped, not failed. */
+class ConflictSkipped extends S3Error {
+  constructor(message: string, context: ErrorContext) {
+    super("S3_OBJECT_EXISTS", message, { context });
+  }
+}
+
+/** What a pulled object carries, so a later pull can tell its own earlier copy from another delivery. */
+function sourceMetadata(stream: string, file: RemoteFile): Record<string, string> {
+  return {
+    "bridge-stream": stream,
+    "bridge-source": encodeURIComponent(file.path),
+    "bridge-source-size": String(file.size),
+    "bridge-source-mtime": String(file.mtimeMs),
+  };
+}
+
+/**
+ * Where a file goes when its natural key is (or may be) taken. The natural key itself when it is free, or when it holds
+ * this very file (same remote path, size and mtime: an earlier run copied it and was interrupted before archiving).
+ * Otherwise the stream's onConflict decides: a time-stamped key (rename), a skip or a failure. `ifAbsent`: the key was
+ * free when looked at, so the upload insists it still is.
+ */
+async function destinationKey(
+  batch: PullBatch,
+  file: RemoteFile,
+  key: string,
+): Promise<{ key: string; ifAbsent: boolean }> {
+  const { ctx, config, pullConfig } = batch;
+  const bucket = config.s3.bucket;
+  const existing = await ctx.s3.head(bucket, key);
+  if (!existing) return { key, ifAbsent: true };
+  const meta = existing.metadata ?? {};
+  const same = sourceMetadata(batch.stream, file);
+  if (
+    meta["bridge-source"] === same["bridge-source"] &&
+    meta["bridge-source-size"] === same["bridge-source-size"] &&
+    meta["bridge-source-mtime"] === same["bridge-source-mtime"]
+  ) {
+    return { key, ifAbsent: false };
+  }
+  const earlier = `s3://${bucket}/${key} already holds an earlier delivery`;
+  const context = { bucket, key, path: file.path };
+  if (pullConfig.onConflict === "skip") {
+    throw new ConflictSkipped(`${earlier} (onConflict: skip); the file stays on the server`, context);
+  }
+  if (pullConfig.onConflict === "fail") {
+    throw new S3Error(
+      "S3_OBJECT_EXISTS",
+      `pull ${file.path}: ${earlier}; onConflict is fail, so the file stays on the server`,
+      { context },
+    );
+  }
+  const dir = key.slice(0, key.lastIndexOf("/") + 1);
+  const name = await doneName(
+    key.slice(dir.length),
+    new Date(ctx.clock()),
+    async (candidate) => (await ctx.s3.head(bucket, dir + candidate)) !== undefined,
+  );
+  ctx.logger.warn("pull: the S3 key holds an earlier delivery; keeping both", {
+    stream: batch.stream,
+    source: file.path,
+    existing: key,
+    destination: dir + name,
+  });
+  return { key: dir + name, ifAbsent: true };
+}
+
+/**
+ * Lists the folders again after a pause and keeps only files whose size and mtime did not move: a partner may still
+ * be writing. One listing per folder, not a stat per file: the same answer in far fewer round trips.
+ */
+async function stableOnly(batch: PullBatch, sftp: SftpSession, candidates: Candidate[]): Promise<Candidate[]> {
+  await sleep(batch.pullConfig.stableCheckMs);
+  const dirs = [...new Set(candidates.map((c) => posix.dirname(c.file.path)))];
+  const again = new Map<string, RemoteFile>();
+  for (const dir of dirs) for (const entry of await sftp.list(dir)) again.set(entry.path, entry);
   const stable: Candidate[] = [];
   for (const candidate of candidates) {
-    const again = await sftp.stat(candidate.file.path);
-    if (again && again.size === candidate.file.size && again.mtimeMs === candidate.file.mtimeMs) stable.push(candidate);
-    else
-      report.addSkipped({ source: candidate.file.path, reason: "growing", detail: "size or mtime changed; next run" });
+    const now = again.get(candidate.file.path);
+    if (now && now.size === candidate.file.size && now.mtimeMs === candidate.file.mtimeMs) stable.push(candidate);
+    else {
+      batch.report.addSkipped({
+        source: candidate.file.path,
+        reason: "growing",
+        detail: now ? `size or mtime changed within ${batch.pullConfig.stableCheckMs} ms; next run` : "gone; next run",
+      });
+    }
   }
   return stable;
 }

@@ -8,6 +8,9 @@ import { pushSourcePrefix, routeObject } from "./routing";
 import { StreamReportBuilder, giltLine, type SkippedFile, type StreamReport } from "./report";
 import { StreamSession } from "./session";
 import type { Receipt } from "./receipts";
+import type { Acquired, ClaimTarget, ClaimTiming, PushClaim } from "./claims";
+import type { PushConfig, StreamConfig } from "./config/schema";
+import type { SftpSession } from "./sftp";
 
 /**
  * Push: S3 objects to the stream's SFTP folder. Objects are grouped by stream so that each stream's batch shares one
@@ -119,112 +122,309 @@ async function pushStream(
   const config = ctx.config.streams[stream];
   const pushConfig = config?.push;
   if (!config || !pushConfig) return report.build();
-  const session = new StreamSession(stream, config, ctx.credentials, ctx.connect, ctx.logger);
-  const trigger = options.trigger ?? (options.force ? "force" : "event");
-  const backlog = new Backlog(config.sftp.concurrency);
+  const batch: PushBatch = {
+    ctx,
+    stream,
+    config,
+    pushConfig,
+    options,
+    report,
+    session: new StreamSession(stream, config, ctx.credentials, ctx.connect, ctx.logger),
+    trigger: options.trigger ?? (options.force ? "force" : "event"),
+    backlog: new Backlog(config.sftp.concurrency),
+    sweeper: new TempSweeper(ctx, stream, pushConfig, report),
+  };
 
   try {
-    await mapLimit(items, config.sftp.concurrency, async ({ item, relative }) => {
-      const source = `s3://${item.bucket}/${item.key}`;
-      const ref = item.ref === undefined ? {} : { ref: item.ref };
-      if (!matchesPatterns(relative, pushConfig.patterns)) {
-        return report.addSkipped({
-          source,
-          reason: "pattern",
-          detail: `does not match ${pushConfig.patterns.join(", ")}`,
-          ...ref,
-        });
-      }
-      if (options.deadline !== undefined && ctx.clock() >= options.deadline) {
-        // Failed rather than skipped: an SQS message must come back for the next invocation to deliver it.
-        return report.addFailed(
-          source,
-          new BridgeError("DEADLINE_REACHED", `push ${source}: not started, the invocation deadline is near`, {
-            retryable: true,
-          }),
-          item.ref,
-        );
-      }
-      const started = ctx.clock();
-      let sftpSession;
-      try {
-        const destination = remotePath(pushConfig.to, relative);
-        // When the event named the ETag, the receipt check goes out with the GET instead of after it (one S3 round
-        // trip less per file); its answer only counts if it is about the version the GET returned.
-        const early =
-          options.force || item.eTag === undefined
-            ? undefined
-            : ctx.receipts.hasPushReceipt(stream, relative, item.eTag);
-        early?.catch(() => undefined);
-        const object = await ctx.s3.open(item.bucket, item.key, item.versionId);
-        const duplicate = options.force
-          ? false
-          : early !== undefined && unquoted(item.eTag) === unquoted(object.eTag)
-            ? await early
-            : await ctx.receipts.hasPushReceipt(stream, relative, object.eTag);
-        if (duplicate) {
-          object.body.destroy();
-          return report.addSkipped({
-            source,
-            reason: "duplicate",
-            detail: `already delivered (ETag ${object.eTag})`,
-            ...ref,
-          });
-        }
-        sftpSession = await session.get();
-        await sftpSession.mkdirp(posix.dirname(destination));
-        const hash = createHash("sha256");
-        const { bytes } = await sftpSession.write(destination, object.body, {
-          atomic: pushConfig.atomic,
-          tempSuffix: pushConfig.tempSuffix,
-          expectedSize: object.size,
-          hash,
-        });
-        const sha256 = hash.digest("hex");
-        const finished = ctx.clock();
-        // The file is on the partner's side; its receipt (and the optional delete) finishes in the background while
-        // this worker starts the next transfer. It is reported moved only once that succeeded, as before.
-        const receipt: Receipt = {
-          stream,
-          direction: "push",
-          source: {
-            bucket: item.bucket,
-            key: item.key,
-            eTag: object.eTag,
-            versionId: object.versionId,
-            size: object.size,
-          },
-          destination: { host: config.sftp.host, path: destination },
-          bytes,
-          sha256,
-          startedAt: new Date(started).toISOString(),
-          finishedAt: new Date(finished).toISOString(),
-          attempt: item.attempt ?? 1,
-          requestId: ctx.requestId,
-          trigger,
-        };
-        await backlog.add(async () => {
-          try {
-            // Not forced: the duplicate check above found no receipt, so this is the version's first delivery.
-            await ctx.receipts.write(receipt, relative, options.force ? {} : { first: true });
-            if (pushConfig.after === "delete") await ctx.s3.delete(item.bucket, item.key, object.versionId);
-            report.addMoved({ source, destination, bytes, sha256, durationMs: finished - started, ...ref });
-            ctx.logger.info("pushed", { stream, source, destination, bytes });
-          } catch (err) {
-            report.addFailed(source, err, item.ref);
-            ctx.logger.warn("push failed", { stream, source, error: describeError(err) });
-          }
-        });
-      } catch (err) {
-        report.addFailed(source, err, item.ref);
-        ctx.logger.warn("push failed", { stream, source, error: describeError(err) });
-        if (sftpSession) await session.discard(sftpSession, err);
-      }
-    });
+    await mapLimit(mergeDuplicates(items, report), config.sftp.concurrency, (routed) => pushOne(batch, routed));
   } finally {
-    await Promise.all([backlog.drain(), session.close()]);
+    await Promise.all([batch.backlog.drain(), batch.sweeper.drain()]);
+    await batch.session.close();
   }
   const built = report.build();
   ctx.logger.info(giltLine(built), { stream, direction: "push", files: built.files, bytes: built.bytes });
   return built;
+}
+
+/** What every file of one stream's batch shares. */
+interface PushBatch {
+  ctx: EngineContext;
+  stream: string;
+  config: StreamConfig;
+  pushConfig: PushConfig;
+  options: PushOptions;
+  report: StreamReportBuilder;
+  session: StreamSession;
+  trigger: NonNullable<Receipt["trigger"]>;
+  backlog: Backlog;
+  sweeper: TempSweeper;
+}
+
+/**
+ * The same object version twice in one batch (an event delivered twice into one SQS batch, a key listed twice) is
+ * pushed once; the copies are reported as duplicates with their own refs, so their messages are not retried.
+ */
+function mergeDuplicates(items: Routed[], report: StreamReportBuilder): Routed[] {
+  const seen = new Set<string>();
+  const kept: Routed[] = [];
+  for (const routed of items) {
+    const { item } = routed;
+    const id = [item.bucket, item.key, item.versionId ?? "", unquoted(item.eTag) ?? ""].join("\0");
+    if (seen.has(id)) {
+      report.addSkipped({
+        source: `s3://${item.bucket}/${item.key}`,
+        reason: "duplicate",
+        detail: "the same object version is earlier in this batch",
+        ...(item.ref === undefined ? {} : { ref: item.ref }),
+      });
+      continue;
+    }
+    seen.add(id);
+    kept.push(routed);
+  }
+  return kept;
+}
+
+/** One object to the partner: claim its version, stream it into place, verify, then record the receipt. */
+async function pushOne(batch: PushBatch, { item, relative }: Routed): Promise<void> {
+  const { ctx, stream, pushConfig, options, report } = batch;
+  const source = `s3://${item.bucket}/${item.key}`;
+  const ref = item.ref === undefined ? {} : { ref: item.ref };
+  if (!matchesPatterns(relative, pushConfig.patterns)) {
+    return report.addSkipped({
+      source,
+      reason: "pattern",
+      detail: `does not match ${pushConfig.patterns.join(", ")}`,
+      ...ref,
+    });
+  }
+  if (options.deadline !== undefined && ctx.clock() >= options.deadline) {
+    // Failed rather than skipped: an SQS message must come back for the next invocation to deliver it.
+    return report.addFailed(
+      source,
+      new BridgeError("DEADLINE_REACHED", `push ${source}: not started, the invocation deadline is near`, {
+        retryable: true,
+      }),
+      item.ref,
+    );
+  }
+  const started = ctx.clock();
+  let sftpSession: SftpSession | undefined;
+  let claim: PushClaim | undefined;
+  let object: OpenedObject | undefined;
+  try {
+    const destination = remotePath(pushConfig.to, relative);
+    const claimed = await openAndClaim(batch, item, relative);
+    if (claimed.kind === "delivered") {
+      return report.addSkipped({
+        source,
+        reason: "duplicate",
+        detail: `already delivered (ETag ${claimed.eTag})${claimed.waited ? ", by a concurrent run" : ""}`,
+        ...ref,
+      });
+    }
+    ({ claim, object } = claimed);
+    sftpSession = await batch.session.get();
+    const dir = posix.dirname(destination);
+    batch.sweeper.sweep(sftpSession, dir);
+    await sftpSession.mkdirp(dir);
+    const hash = createHash("sha256");
+    const { bytes } = await sftpSession.write(destination, object.body, {
+      atomic: pushConfig.atomic,
+      tempSuffix: pushConfig.tempSuffix,
+      expectedSize: object.size,
+      hash,
+    });
+    const sha256 = hash.digest("hex");
+    const finished = ctx.clock();
+    const receipt: Receipt = {
+      stream,
+      direction: "push",
+      source: {
+        bucket: item.bucket,
+        key: item.key,
+        eTag: object.eTag,
+        versionId: object.versionId,
+        size: object.size,
+      },
+      destination: { host: batch.config.sftp.host, path: destination },
+      bytes,
+      sha256,
+      startedAt: new Date(started).toISOString(),
+      finishedAt: new Date(finished).toISOString(),
+      attempt: item.attempt ?? 1,
+      requestId: ctx.requestId,
+      trigger: batch.trigger,
+    };
+    // The file is on the partner's side; its receipt (and the optional delete) finishes in the background while this
+    // worker starts the next transfer. It is reported moved only once that succeeded.
+    const held = claim;
+    const version = object;
+    await batch.backlog.add(async () => {
+      try {
+        if (held) {
+          const { lost } = await held.complete(receipt);
+          if (lost) {
+            ctx.logger.warn("push claim lapsed during the transfer; another run may deliver this version too", {
+              stream,
+              source,
+            });
+          }
+        } else {
+          await ctx.receipts.write(receipt, relative, options.force ? {} : { first: true });
+        }
+        if (pushConfig.after === "delete") await ctx.s3.delete(item.bucket, item.key, version.versionId);
+        report.addMoved({ source, destination, bytes, sha256, durationMs: finished - started, ...ref });
+        ctx.logger.info("pushed", { stream, source, destination, bytes });
+      } catch (err) {
+        report.addFailed(source, err, item.ref);
+        ctx.logger.warn("push failed", { stream, source, error: describeError(err) });
+      }
+    });
+  } catch (err) {
+    object?.body.destroy();
+    await claim?.release();
+    report.addFailed(source, err, item.ref);
+    ctx.logger.warn("push failed", { stream, source, error: describeError(err) });
+    if (sftpSession) await batch.session.discard(sftpSession, err);
+  }
+}
+
+type OpenedObject = Awaited<ReturnType<EngineContext["s3"]["open"]>>;
+
+/**
+ * Opens the object and takes the claim of its version (claims.ts), or finds the version already delivered. Without
+ * receipts, or when forced, nothing is claimed. When the event named the ETag the claim goes out with the GET rather
+ * than after it: one S3 round trip less per file.
+ */
+async function openAndClaim(
+  batch: PushBatch,
+  item: PushItem,
+  relative: string,
+): Promise<
+  | { kind: "delivered"; eTag: string; waited: boolean }
+  | { kind: "claimed"; claim: PushClaim | undefined; object: OpenedObject }
+> {
+  const { ctx, stream, options } = batch;
+  if (options.force || !ctx.receipts.enabled) {
+    return { kind: "claimed", claim: undefined, object: await ctx.s3.open(item.bucket, item.key, item.versionId) };
+  }
+  const now = ctx.clock();
+  const timing: ClaimTiming = {
+    expiresAt:
+      options.endsAt !== undefined
+        ? options.endsAt + CLAIM_CLOCK_SKEW_MS
+        : now + ctx.config.receipts.claimLeaseSeconds * 1000,
+    waitUntil: Math.min(options.deadline ?? Infinity, now + ctx.config.receipts.claimWaitSeconds * 1000),
+  };
+  const target = (eTag: string): ClaimTarget => ({
+    stream,
+    relative,
+    bucket: item.bucket,
+    key: item.key,
+    eTag: unquoted(eTag) as string,
+    versionId: item.versionId,
+  });
+  const early = item.eTag === undefined ? undefined : ctx.claims.acquire(target(item.eTag), timing);
+  early?.catch(() => undefined);
+  let object: OpenedObject;
+  try {
+    object = await ctx.s3.open(item.bucket, item.key, item.versionId);
+  } catch (err) {
+    await early?.then((a) => (a.kind === "claimed" ? a.claim.release() : undefined));
+    throw err;
+  }
+  const eTag = unquoted(object.eTag);
+  try {
+    let acquired: Acquired;
+    if (early !== undefined && eTag === unquoted(item.eTag)) {
+      acquired = await early;
+    } else {
+      // The object changed since the event (or the event had no ETag): what is sent is what must be claimed.
+      await early?.then((a) => (a.kind === "claimed" ? a.claim.release() : undefined));
+      if (eTag === undefined) return { kind: "claimed", claim: undefined, object };
+      acquired = await ctx.claims.acquire(target(eTag), timing);
+    }
+    if (acquired.kind === "delivered") {
+      object.body.destroy();
+      return { kind: "delivered", eTag: eTag ?? "", waited: acquired.waited };
+    }
+    if (acquired.waited) {
+      // The body sat unread while we waited; read it afresh, and only if it is still the version claimed.
+      object.body.destroy();
+      object = await ctx.s3.open(item.bucket, item.key, item.versionId ?? object.versionId);
+      if (unquoted(object.eTag) !== eTag) {
+        object.body.destroy();
+        await acquired.claim.release();
+        throw new BridgeError(
+          "S3_OPERATION_FAILED",
+          `push s3://${item.bucket}/${item.key}: the object changed while waiting for another run's claim; retry`,
+          { retryable: true, context: { bucket: item.bucket, key: item.key } },
+        );
+      }
+    }
+    return { kind: "claimed", claim: acquired.claim, object };
+  } catch (err) {
+    object.body.destroy();
+    throw err;
+  }
+}
+
+/** Claims outlive the run's end by this much: clocks of different hosts disagree a little. */
+const CLAIM_CLOCK_SKEW_MS = 60_000;
+
+/**
+ * Removes the bridge's own temporary files (`.<name>.<8 hex><tempSuffix>`) that a killed push left in a destination
+ * folder, once per folder per batch, in the background of the batch's first transfer there. Only files untouched for
+ * `staleTempSeconds` go: a live transfer writes to its file all the time, and a partner's own files never match the
+ * name. Failures are logged, never fatal.
+ */
+class TempSweeper {
+  private readonly swept = new Map<string, Promise<void>>();
+  private readonly pattern: RegExp;
+
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly stream: string,
+    private readonly pushConfig: PushConfig,
+    private readonly report: StreamReportBuilder,
+  ) {
+    const suffix = pushConfig.tempSuffix.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    this.pattern = new RegExp(`^\\..+\\.[0-9a-f]{8}${suffix}$`);
+  }
+
+  sweep(session: SftpSession, dir: string): void {
+    if (!this.pushConfig.atomic || this.pushConfig.staleTempSeconds === 0 || this.swept.has(dir)) return;
+    this.swept.set(
+      dir,
+      this.run(session, dir).catch((err: unknown) =>
+        this.ctx.logger.warn("could not clean up stale temporary files", {
+          stream: this.stream,
+          dir,
+          error: describeError(err),
+        }),
+      ),
+    );
+  }
+
+  async drain(): Promise<void> {
+    await Promise.all(this.swept.values());
+  }
+
+  private async run(session: SftpSession, dir: string): Promise<void> {
+    const entries = await session.list(dir).catch(() => []);
+    const cutoff = this.ctx.clock() - this.pushConfig.staleTempSeconds * 1000;
+    for (const entry of entries) {
+      if (entry.type !== "file" || !this.pattern.test(entry.name) || entry.mtimeMs > cutoff) continue;
+      await session.remove(entry.path);
+      const ageSeconds = Math.round((this.ctx.clock() - entry.mtimeMs) / 1000);
+      this.report.addCleaned({ path: entry.path, bytes: entry.size, ageSeconds });
+      this.ctx.logger.warn("removed a stale temporary file of an interrupted push", {
+        stream: this.stream,
+        path: entry.path,
+        bytes: entry.size,
+        ageSeconds,
+      });
+    }
+  }
 }

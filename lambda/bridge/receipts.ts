@@ -87,12 +87,20 @@ export class ReceiptStore {
     return prefix;
   }
 
+  /** Where the first delivery of an object version is recorded (and claimed while it is under way: claims.ts). */
+  firstReceiptKey(stream: string, relative: string, eTag: string): string {
+    return this.prefixFor(stream, "push", relative, eTag) + FIRST;
+  }
+
   async hasPushReceipt(stream: string, relative: string, eTag: string | undefined): Promise<boolean> {
     if (!this.enabled || eTag === undefined) return false;
     const bucket = this.bucketFor(stream);
-    const key = this.prefixFor(stream, "push", relative, eTag) + FIRST;
+    const key = this.firstReceiptKey(stream, relative, eTag);
     try {
-      return (await this.endpoint.head(bucket, key)) !== undefined;
+      const head = await this.endpoint.head(bucket, key);
+      // A claim (held or released) at that key is not a delivery.
+      const state = head?.metadata?.["bridge-state"];
+      return head !== undefined && (state === undefined || state === "delivered");
     } catch (err) {
       throw new S3Error(
         "S3_OPERATION_FAILED",
@@ -144,7 +152,10 @@ export class ReceiptStore {
         if (filter.since && obj.lastModified && obj.lastModified < filter.since) continue;
         const text = await this.endpoint.getText(bucket, obj.key);
         if (!text) continue;
-        const receipt = JSON.parse(text) as Receipt;
+        const doc = JSON.parse(text) as Receipt | { claim: unknown };
+        // first.json holds a claim, not a receipt, while its delivery is under way or after it failed.
+        if ("claim" in doc) continue;
+        const receipt = doc;
         if (filter.since && new Date(receipt.finishedAt) < filter.since) continue;
         found.push(receipt);
       }

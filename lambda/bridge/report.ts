@@ -24,13 +24,22 @@ export type SkipReason =
   | "duplicate" // a receipt shows this object version was already delivered
   | "deadline" // left for the next run: the deadline was near
   | "limit" // left for the next run: maxFiles reached
-  | "no-stream"; // no stream claims this bucket/key
+  | "no-stream" // no stream claims this bucket/key
+  | "unsafe-name" // a remote name the bridge refuses to turn into a key (backslash, control character)
+  | "exists"; // pull with onConflict: skip, and the S3 key holds an earlier delivery
 
 export interface SkippedFile {
   source: string;
   reason: SkipReason;
   detail?: string;
   ref?: string;
+}
+
+/** A left-over of an earlier, interrupted run that this run removed (a stale temporary file on the partner). */
+export interface CleanedFile {
+  path: string;
+  bytes: number;
+  ageSeconds: number;
 }
 
 export interface FailedFile {
@@ -56,6 +65,8 @@ export interface StreamReport {
   failed: FailedFile[];
   /** Dry runs only: what would have been moved. */
   planned?: PlannedFile[];
+  /** Left-overs of interrupted runs removed by this one; absent when none. */
+  cleaned?: CleanedFile[];
   files: number;
   bytes: number;
   durationMs: number;
@@ -75,6 +86,7 @@ export class StreamReportBuilder {
   private readonly skipped: SkippedFile[] = [];
   private readonly failed: FailedFile[] = [];
   private planned: PlannedFile[] | undefined;
+  private readonly cleaned: CleanedFile[] = [];
   private readonly started: number;
 
   constructor(
@@ -94,6 +106,9 @@ export class StreamReportBuilder {
   addPlanned(file: PlannedFile): void {
     (this.planned ??= []).push(file);
   }
+  addCleaned(file: CleanedFile): void {
+    this.cleaned.push(file);
+  }
   addFailed(source: string, err: unknown, ref?: string): void {
     this.failed.push({ source, ...describeError(err), ...(ref === undefined ? {} : { ref }) });
   }
@@ -106,6 +121,7 @@ export class StreamReportBuilder {
       skipped: this.skipped,
       failed: this.failed,
       ...(this.planned ? { planned: this.planned } : {}),
+      ...(this.cleaned.length ? { cleaned: this.cleaned } : {}),
       files: this.moved.length,
       bytes: this.moved.reduce((n, f) => n + f.bytes, 0),
       durationMs: this.clock() - this.started,

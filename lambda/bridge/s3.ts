@@ -29,7 +29,12 @@ export interface S3ObjectInfo {
   eTag?: string;
   versionId?: string;
   lastModified?: Date;
+  /** User metadata (`x-amz-meta-*`), from a HEAD. */
+  metadata?: Record<string, string>;
 }
+
+/** The outcome of a conditional write: written, or the HTTP status that said the condition did not hold. */
+export type ConditionalPut = { written: true; eTag?: string } | { written: false; status: number };
 
 export interface S3UploadOptions {
   /** Bytes per part (at least 5 MiB for S3); an upload holds up to queueSize + 1 parts in memory. */
@@ -37,10 +42,21 @@ export interface S3UploadOptions {
   queueSize?: number;
   metadata?: Record<string, string>;
   contentType?: string;
+  /** Only if no object has the key when the upload completes (If-None-Match: *); S3_OBJECT_EXISTS otherwise. */
+  ifAbsent?: boolean;
+  /**
+   * With `ifAbsent`, for a body that fits in one part (still in memory): asked where to write instead when the key
+   * is taken, so the bytes need not be read again. It may throw to give up. Multipart uploads fail instead.
+   */
+  resolveConflict?: (taken: string) => Promise<{ key: string; ifAbsent: boolean }>;
 }
 
 export interface S3UploadResult {
+  /** The key written: the one asked for, or where resolveConflict sent the bytes. */
+  key: string;
   eTag?: string;
+  /** Set when the bucket is versioned. */
+  versionId?: string;
   /** Bytes read from the body and sent. */
   bytes: number;
   /**
@@ -52,6 +68,8 @@ export interface S3UploadResult {
 
 export const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
 export const DEFAULT_QUEUE_SIZE = 4;
+/** How many times one upload asks resolveConflict before giving up (each answer was taken by another writer). */
+const MAX_CONFLICTS = 5;
 /** S3's limit on the parts of one multipart upload. */
 export const MAX_PARTS = 10_000;
 
@@ -94,6 +112,7 @@ export class S3Endpoint {
         eTag: out.ETag,
         versionId: out.VersionId,
         lastModified: out.LastModified,
+        metadata: out.Metadata,
       };
     } catch (err) {
       const mapped = s3Error("HeadObject", bucket, key, err);
@@ -162,6 +181,41 @@ export class S3Endpoint {
   }
 
   /**
+   * A small object written only if a condition holds (S3's conditional writes): `ifAbsent` (If-None-Match: *) when no
+   * object has the key, `ifMatch` when the current object has that ETag. A condition that did not hold resolves
+   * `{written: false}` with S3's status (412, 409 for a concurrent conditional write that won, 404 for If-Match on a
+   * missing key); any other failure throws.
+   */
+  async putConditional(
+    bucket: string,
+    key: string,
+    body: string,
+    options: { ifAbsent?: boolean; ifMatch?: string; metadata?: Record<string, string>; contentType?: string },
+  ): Promise<ConditionalPut> {
+    try {
+      const out = await this.client.send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: key,
+          Body: body,
+          ContentType: options.contentType ?? "application/json",
+          Metadata: options.metadata,
+          ...(options.ifAbsent ? { IfNoneMatch: "*" } : {}),
+          ...(options.ifMatch !== undefined ? { IfMatch: options.ifMatch } : {}),
+        }),
+      );
+      return { written: true, eTag: out.ETag };
+    } catch (err) {
+      const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      const conditional = options.ifAbsent || options.ifMatch !== undefined;
+      if (conditional && (status === 412 || status === 409 || (options.ifMatch !== undefined && status === 404))) {
+        return { written: false, status };
+      }
+      throw s3Error("PutObject", bucket, key, err);
+    }
+  }
+
+  /**
    * Streams `body` into the object; S3 shows the object only once the upload completes, never a partial one. What
    * lib-storage's Upload does (one PutObject when the body fits in a part, else multipart with `queueSize` parts in
    * flight, aborted on failure), without its per-part Buffer.concat into fresh 8 MiB buffers: bytes are copied once
@@ -171,6 +225,7 @@ export class S3Endpoint {
     const partSize = options.partSize ?? DEFAULT_PART_SIZE;
     const queueSize = Math.max(1, options.queueSize ?? DEFAULT_QUEUE_SIZE);
     const params = { Bucket: bucket, Key: key, Metadata: options.metadata, ContentType: options.contentType };
+    const condition = options.ifAbsent ? { IfNoneMatch: "*" } : {};
     let uploadId: string | undefined;
     try {
       const parts = new PartAssembler(partSize);
@@ -224,10 +279,36 @@ export class S3Endpoint {
         // are these, which spares the caller a HEAD to verify the copy.
         const data = parts.rest();
         const md5 = createHash("md5").update(data).digest();
-        const out = await this.client.send(
-          skipPayloadHashOverTls(new PutObjectCommand({ ...params, Body: data, ContentMD5: md5.toString("base64") })),
-        );
-        return { eTag: out.ETag, bytes, contentVerified: out.ETag === `"${md5.toString("hex")}"` };
+        let target = { key, ifAbsent: options.ifAbsent === true };
+        let out;
+        for (let conflicts = 0; ; conflicts++) {
+          try {
+            out = await this.client.send(
+              skipPayloadHashOverTls(
+                new PutObjectCommand({
+                  ...params,
+                  Key: target.key,
+                  ...(target.ifAbsent ? { IfNoneMatch: "*" } : {}),
+                  Body: data,
+                  ContentMD5: md5.toString("base64"),
+                }),
+              ),
+            );
+            break;
+          } catch (err) {
+            const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+            const taken = target.ifAbsent && (status === 412 || status === 409);
+            if (!taken || !options.resolveConflict || conflicts >= MAX_CONFLICTS) throw err;
+            target = await options.resolveConflict(target.key);
+          }
+        }
+        return {
+          key: target.key,
+          eTag: out.ETag,
+          versionId: out.VersionId,
+          bytes,
+          contentVerified: out.ETag === `"${md5.toString("hex")}"`,
+        };
       }
       const last = parts.rest();
       if (last.length > 0) {
@@ -243,9 +324,10 @@ export class S3Endpoint {
           Key: key,
           UploadId: uploadId,
           MultipartUpload: { Parts: completed },
+          ...condition,
         }),
       );
-      return { eTag: out.ETag, bytes, contentVerified: false };
+      return { key, eTag: out.ETag, versionId: out.VersionId, bytes, contentVerified: false };
     } catch (err) {
       body.destroy();
       if (uploadId !== undefined) {
@@ -256,6 +338,14 @@ export class S3Endpoint {
       }
       // A failure of the body (the SFTP side of a pull) is not an S3 problem; keep its own error.
       if (err instanceof BridgeError) throw err;
+      const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      if (options.ifAbsent && (status === 412 || status === 409)) {
+        throw new S3Error(
+          "S3_OBJECT_EXISTS",
+          `s3 PutObject s3://${bucket}/${key}: another writer created this key during the upload; nothing was replaced`,
+          { cause: err, context: { bucket, key }, retryable: true },
+        );
+      }
       throw s3Error("PutObject", bucket, key, err);
     }
   }
@@ -280,9 +370,12 @@ export class S3Endpoint {
     return out.UploadId;
   }
 
-  async delete(bucket: string, key: string, versionId?: string): Promise<void> {
+  /** With `ifMatch`, only while the object still has that ETag (S3's conditional delete; 412 otherwise). */
+  async delete(bucket: string, key: string, versionId?: string, options: { ifMatch?: string } = {}): Promise<void> {
     try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId }));
+      await this.client.send(
+        new DeleteObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId, IfMatch: options.ifMatch }),
+      );
     } catch (err) {
       throw s3Error("DeleteObject", bucket, key, err);
     }

@@ -65,6 +65,9 @@ function summarise(report: RunReport, io: Io): number {
   for (const s of report.streams) {
     for (const f of s.skipped) io.out(`  skipped ${f.source}: ${f.reason}${f.detail ? ` (${f.detail})` : ""}`);
     for (const f of s.failed) io.out(`  FAILED  ${f.source}: ${f.message}`);
+    for (const f of s.cleaned ?? []) {
+      io.out(`  removed ${f.path}: a temporary file of an interrupted push (${size(f.bytes)}, ${f.ageSeconds} s old)`);
+    }
     failed += s.failed.length;
     io.out(
       `${s.stream} ${s.direction}: ${plural(s.files, "file")} moved (${size(s.bytes)}), ` +

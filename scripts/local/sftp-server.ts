@@ -90,6 +90,11 @@ export interface SftpServerObserved {
   openWriteHandles: number;
   /** The most files open for writing at once since the start or the last resetStats(). */
   maxOpenWriteHandles: number;
+  /**
+   * Every successful RENAME or posix-rename target, by path as the client sees it, oldest first (the latest
+   * MAX_RENAMES_KEPT): how many times a file was put into place, i.e. delivered.
+   */
+  renamedTo: string[];
 }
 
 export interface EmbeddedSftpServer {
@@ -131,6 +136,7 @@ const CLOSE_GRACE_MS = 1000;
 const MAX_SYMLINK_HOPS = 40;
 /** The local stack runs for hours; an unbounded handshake list would grow with every connection. */
 const MAX_HANDSHAKES_KEPT = 100;
+const MAX_RENAMES_KEPT = 10_000;
 
 // Extensions advertised in the VERSION packet; each is implemented in SftpSession.extended.
 const EXTENSIONS: ReadonlyArray<readonly [string, string]> = [
@@ -165,7 +171,11 @@ export async function startSftpServer(options: EmbeddedSftpOptions): Promise<Emb
   const root = await realpath(options.root);
 
   const stats: SftpServerStats = { sessionsOpened: 0, activeSessions: 0, maxConcurrentSessions: 0, authFailures: 0 };
-  const observed: SftpServerObserved = { handshakes: [], openWriteHandles: 0, maxOpenWriteHandles: 0 };
+  const observed: SftpServerObserved = { handshakes: [], openWriteHandles: 0, maxOpenWriteHandles: 0, renamedTo: [] };
+  const renamed = (to: string): void => {
+    observed.renamedTo.push(to);
+    if (observed.renamedTo.length > MAX_RENAMES_KEPT) observed.renamedTo.shift();
+  };
   const writeHandles = {
     opened(): void {
       observed.openWriteHandles += 1;
@@ -231,6 +241,7 @@ export async function startSftpServer(options: EmbeddedSftpOptions): Promise<Emb
             log: (line) => log(`${tag} ${state.username ?? ""}: ${line}`),
             drop: () => state.socket?.destroy(),
             writeHandles,
+            renamed,
           });
           state.sessions.add(sftpSession);
         });
@@ -293,6 +304,7 @@ export async function startSftpServer(options: EmbeddedSftpOptions): Promise<Emb
       stats.maxConcurrentSessions = stats.activeSessions;
       observed.handshakes = [];
       observed.maxOpenWriteHandles = observed.openWriteHandles;
+      observed.renamedTo = [];
     },
     close() {
       closing ??= (async () => {
@@ -510,6 +522,8 @@ interface SessionContext {
   drop: () => void;
   /** The server-wide gauge of files open for writing. */
   writeHandles: { opened(): void; closed(): void };
+  /** Records a file put into place by a rename. */
+  renamed: (to: string) => void;
 }
 
 type RequestHandler = (reqid: number, ...args: never[]) => Promise<void>;
@@ -889,6 +903,7 @@ class SftpSession {
           await unlink(toReal).catch(() => undefined);
           throw err;
         }
+        this.ctx.renamed(to);
         this.sftp.status(reqid, STATUS_CODE.OK);
         return;
       }
@@ -902,6 +917,7 @@ class SftpSession {
       throw exists;
     }
     await rename(fromReal, toReal);
+    this.ctx.renamed(to);
     this.sftp.status(reqid, STATUS_CODE.OK);
   }
 
@@ -961,6 +977,7 @@ class SftpSession {
         await rename(fromReal, toReal).catch((err: unknown) => {
           throw withSubject(err, `${name} ${from} -> ${to}`);
         });
+        this.ctx.renamed(to);
         this.sftp.status(reqid, STATUS_CODE.OK);
         return;
       }

@@ -104,7 +104,9 @@ describe("pull SFTP -> S3 on the embedded SFTP server and s3rver", () => {
     expect(done).toHaveLength(2);
     expect(done).toContain("daily.csv");
     expect(done.find((n) => n !== "daily.csv")).toMatch(/^daily\.\d{8}T\d{6}Z(-\d+)?\.csv$/);
-    expect((await env.get("psp/inbound/daily.csv"))?.toString()).toBe("day 2");
+    // S3 keeps both deliveries too: the first under its own name, the second time-stamped like its archive.
+    expect((await env.get("psp/inbound/daily.csv"))?.toString()).toBe("day 1");
+    expect(report.streams[0]?.moved[0]?.destination).toMatch(/\/psp\/inbound\/daily\.\d{8}T\d{6}Z(-\d+)?\.csv$/);
   });
 
   it("leaves the source in place when the S3 side fails before the move", async () => {

@@ -71,7 +71,8 @@ export async function startBridgeEnv(bucket = "bridge-it"): Promise<BridgeEnv> {
             hostKeys: [sftp.hostKeyFingerprint],
           },
           push: { from: "outbound/", to: "/IN" },
-          pull: { from: "/OUT", to: "inbound/" },
+          // Files written by a test are complete: take them at once (the defaults wait out a partner still writing).
+          pull: { from: "/OUT", to: "inbound/", minAgeSeconds: 0, stableCheckMs: 0 },
         },
       },
     };

@@ -54,7 +54,12 @@ describe("validateConfig: the schema", () => {
     expect(psp.push).toMatchObject({ from: "out/", to: "/IN", patterns: ["**"], atomic: true, after: "keep" });
     expect(psp.pull).toMatchObject({ from: "/OUT", to: "inbound/", doneDir: ".done", after: "move" });
     expect(psp.sftp.port).toBe(22);
-    expect(config.receipts).toEqual({ enabled: true, prefix: "_bridge/receipts/" });
+    expect(config.receipts).toEqual({
+      enabled: true,
+      prefix: "_bridge/receipts/",
+      claimLeaseSeconds: 900,
+      claimWaitSeconds: 30,
+    });
   });
 
   it("says `required` for a missing field, by dotted path", () => {

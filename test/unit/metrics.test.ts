@@ -48,18 +48,18 @@ describe("reportMetrics", () => {
       {
         stream: "psp",
         direction: "push",
-        values: { FilesMoved: 2, BytesMoved: 123, Errors: 1, ConnectionTimeouts: 0, DurationMs: 1234 },
+        values: { FilesMoved: 2, BytesMoved: 123, Errors: 1, ConnectionTimeouts: 0, FilesRefused: 0, DurationMs: 1234 },
       },
       {
         stream: "psp",
         direction: "pull",
-        values: { FilesMoved: 1, BytesMoved: 7, Errors: 0, ConnectionTimeouts: 0, DurationMs: 50 },
+        values: { FilesMoved: 1, BytesMoved: 7, Errors: 0, ConnectionTimeouts: 0, FilesRefused: 0, DurationMs: 50 },
       },
       {
         stream: "bank",
         direction: "push",
         // One timed-out connection failed both files: two errors, one connection timeout.
-        values: { FilesMoved: 0, BytesMoved: 0, Errors: 2, ConnectionTimeouts: 1, DurationMs: 20_000 },
+        values: { FilesMoved: 0, BytesMoved: 0, Errors: 2, ConnectionTimeouts: 1, FilesRefused: 0, DurationMs: 20_000 },
       },
     ]);
   });
@@ -67,7 +67,7 @@ describe("reportMetrics", () => {
   it("emits every metric name for a stream that did nothing, as zeros", () => {
     const [only] = reportMetrics(runReport(0, () => 0, [stream("idle", "pull", 0, () => undefined)]));
     expect(Object.keys(only!.values).sort()).toEqual([...METRIC_NAMES].sort());
-    expect(Object.values(only!.values)).toEqual([0, 0, 0, 0, 0]);
+    expect(Object.values(only!.values)).toEqual([0, 0, 0, 0, 0, 0]);
   });
 
   it.each(operationTimeouts.map((err) => [err.message, err]))(
@@ -100,5 +100,20 @@ describe("reportMetrics", () => {
   ])("does not count %s as a connection timeout", (_, err) => {
     const [m] = reportMetrics(runReport(0, () => 0, [stream("psp", "push", 10, (b) => b.addFailed("x", err))]));
     expect(m!.values).toMatchObject({ Errors: 1, ConnectionTimeouts: 0 });
+  });
+});
+
+describe("FilesRefused", () => {
+  it("counts files skipped for an unsafe name or an earlier delivery in the way, not ordinary skips", () => {
+    const report = runReport(0, () => 0, [
+      stream("psp", "pull", 10, (b) => {
+        b.addSkipped({ source: "/OUT/back\\slash.txt", reason: "unsafe-name" });
+        b.addSkipped({ source: "/OUT/new\\x0aline.txt", reason: "unsafe-name" });
+        b.addSkipped({ source: "/OUT/report.csv", reason: "exists" });
+        b.addSkipped({ source: "/OUT/young.csv", reason: "too-young" });
+        b.addSkipped({ source: "/OUT/.tmp", reason: "ignored" });
+      }),
+    ]);
+    expect(reportMetrics(report)[0]!.values).toMatchObject({ FilesRefused: 3, Errors: 0 });
   });
 });

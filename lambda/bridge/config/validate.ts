@@ -263,7 +263,9 @@ function pathIssues(checked: Checked, out: ConfigIssue[]): Set<string> {
 function overlapIssues(checked: Checked, sound: Set<string>, out: ConfigIssue[]): void {
   const receiptsOk = checked.receipts !== undefined && !prefixProblem(checked.receipts.prefix);
   const streams = Object.fromEntries(Object.entries(checked.streams).filter(([name]) => sound.has(name)));
-  const receipts = receiptsOk ? checked.receipts! : { enabled: false, prefix: "_" };
+  const receipts = receiptsOk
+    ? checked.receipts!
+    : { enabled: false, prefix: "_", claimLeaseSeconds: 900, claimWaitSeconds: 30 };
   const claims = prefixClaims({ version: 1, receipts, streams });
   const pushes = claims.filter((c) => c.kind === "push");
 
