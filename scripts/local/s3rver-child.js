@@ -12,6 +12,9 @@ const { AsyncLocalStorage } = require("node:async_hooks");
 const crypto = require("node:crypto");
 const fs = require("node:fs");
 const S3rver = require("s3rver");
+const bucketController = require("s3rver/lib/controllers/bucket");
+const objectController = require("s3rver/lib/controllers/object");
+const S3Error = require("s3rver/lib/models/error");
 
 const REGION = "us-east-1";
 
@@ -67,6 +70,130 @@ function awsRecord({ eventName, bucket, key, size, eTag, sourceIp }) {
   };
 }
 
+// Query parameters by which s3rver's router picks an operation other than Get/Put/DeleteObject on a key path.
+const OPERATION_QUERIES = new Set([...bucketController.METHODS, ...objectController.METHODS]);
+
+// The key route s3rver serves: /bucket/key, non-empty segments, an optional trailing slash that stays in the key.
+const OBJECT_PATH = /^\/([^/]+)\/([^/]+(?:\/[^/]+)*)(\/?)$/;
+
+// s3rver's router decodes each parameter like this and keeps the raw text when it is not valid percent-encoding; the
+// lock and the condition must name the very key s3rver will write.
+function safeDecode(text) {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
+/**
+ * The object a request replaces or removes, so that no two such requests interleave on s3rver's async store, with
+ * `conditional` set for the two writes where S3 honours If-Match and If-None-Match. Undefined for everything else:
+ * part uploads and creating or aborting an upload touch only the upload, never the key, so they run freely.
+ */
+function objectWrite(ctx) {
+  const match = OBJECT_PATH.exec(ctx.path);
+  if (!match) return undefined;
+  const bucket = safeDecode(match[1]);
+  const key = safeDecode(match[2]) + match[3];
+  const query = ctx.query;
+  const operations = Object.keys(query).filter((name) => OPERATION_QUERIES.has(name));
+  switch (ctx.method) {
+    case "PUT":
+      if ("uploadId" in query || "partNumber" in query) return undefined;
+      return {
+        bucket,
+        key,
+        conditional: operations.length === 0 && ctx.get("x-amz-copy-source") === "",
+      };
+    case "POST":
+      if (operations.length !== 1 || operations[0] !== "uploadId") return undefined;
+      return { bucket, key, conditional: true };
+    case "DELETE":
+      if ("uploadId" in query) return undefined;
+      return { bucket, key, conditional: false };
+    default:
+      return undefined;
+  }
+}
+
+/** The key's ETag without quotes, or undefined when there is no such object. */
+async function currentETag(store, bucket, key) {
+  try {
+    const metadata = await store.getMetadata(bucket, key);
+    return JSON.parse(metadata.etag);
+  } catch (error) {
+    if (error.code === "ENOENT" || error.code === "ENOTDIR") return undefined;
+    throw error;
+  }
+}
+
+/** An If-Match value (one ETag or a list, quoted or not, or "*") against the object's ETag. */
+function eTagMatches(header, eTag) {
+  return header
+    .split(",")
+    .map((candidate) => candidate.trim().replace(/^W\//, "").replace(/"/g, ""))
+    .some((candidate) => candidate === "*" || candidate === eTag);
+}
+
+const preconditionFailed = (header) =>
+  new S3Error("PreconditionFailed", "At least one of the pre-conditions you specified did not hold", {
+    Condition: header,
+  });
+
+/** Throws the error S3 answers with when the request's conditions do not hold for the object as it is now. */
+async function checkConditions(store, ctx, bucket, key) {
+  const ifMatch = ctx.get("if-match");
+  const ifNoneMatch = ctx.get("if-none-match");
+  if (!ifMatch && !ifNoneMatch) return;
+  // A missing bucket is s3rver's NoSuchBucket to report, not a missing key.
+  if (!(await store.getBucket(bucket))) return;
+  const eTag = await currentETag(store, bucket, key);
+  if (ifMatch) {
+    if (eTag === undefined) throw new S3Error("NoSuchKey", "The specified key does not exist.", { Key: key });
+    if (!eTagMatches(ifMatch, eTag)) throw preconditionFailed("If-Match");
+  }
+  if (ifNoneMatch) {
+    // S3 takes only "*" on writes; an ETag here would be a read-style condition it does not offer.
+    if (ifNoneMatch.trim() !== "*") {
+      throw new S3Error("NotImplemented", "A header you provided implies functionality that is not implemented", {
+        Header: "If-None-Match",
+      });
+    }
+    if (eTag !== undefined) throw preconditionFailed("If-None-Match");
+  }
+}
+
+/**
+ * s3rver ignores If-Match and If-None-Match on writes, and its store interleaves concurrent writes of one key. This
+ * middleware holds a per-key lock from the condition check until s3rver has finished the write, so a condition is
+ * judged against the last completed write and two conditional writers of one key can never both win. Different keys
+ * never wait for each other. DeleteObjects is not serialised: its keys are in a body s3rver has not parsed yet.
+ * A refused request never reaches s3rver's handler, so it stores nothing and emits no notification.
+ */
+function conditionalWrites(store) {
+  const tails = new Map();
+  return async function conditionalWrites(ctx, next) {
+    const write = objectWrite(ctx);
+    if (!write) return next();
+    const lockName = `${write.bucket}/${write.key}`;
+    const previous = tails.get(lockName) ?? Promise.resolve();
+    let release;
+    const held = new Promise((resolve) => (release = resolve));
+    const tail = previous.then(() => held);
+    tails.set(lockName, tail);
+    await previous;
+    try {
+      if (write.conditional) await checkConditions(store, ctx, write.bucket, write.key);
+      await next();
+    } finally {
+      release();
+      // The map holds only keys with a writer in flight, or it would grow with every key ever written.
+      if (tails.get(lockName) === tail) tails.delete(lockName);
+    }
+  };
+}
+
 function send(message) {
   if (process.connected) process.send(message);
 }
@@ -81,6 +208,11 @@ async function main() {
     silent: options.silent !== false,
     configureBuckets: (options.buckets || []).map((name) => ({ name })),
   });
+
+  // After vhost, which turns virtual-host requests into the /bucket/key path this middleware reads; before the router.
+  const vhostIndex = server.middleware.findIndex((middleware) => middleware.name === "vhost");
+  if (vhostIndex < 0) throw new Error("s3rver's vhost middleware was not found; cannot place the conditional writes");
+  server.middleware.splice(vhostIndex + 1, 0, conditionalWrites(server.store));
 
   // s3rver's `event` carries no request, yet the request decides the AWS event name (multipart completion and browser
   // POST uploads are both "ObjectCreated:Post" in s3rver). The emit happens synchronously inside the request's async

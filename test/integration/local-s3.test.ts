@@ -9,6 +9,9 @@ import os from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
 import {
+  type CompletedPart,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
@@ -16,6 +19,8 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
   type S3Client,
+  S3ServiceException,
+  UploadPartCommand,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import type { S3EventRecord } from "aws-lambda";
@@ -51,6 +56,23 @@ async function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs = 
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/** The error of a request that must be refused; a request that succeeds fails the test. */
+async function refusal(request: Promise<unknown>): Promise<S3ServiceException> {
+  try {
+    await request;
+  } catch (error) {
+    if (error instanceof S3ServiceException) return error;
+    throw error;
+  }
+  throw new Error("the request succeeded; it should have been refused");
+}
+
+/** Rejections that are not S3's answer (a socket error, say) must not pass as refusals. */
+function s3Error(reason: unknown): S3ServiceException {
+  if (reason instanceof S3ServiceException) return reason;
+  throw reason;
 }
 
 /** Running, not merely a zombie waiting for whichever process adopted it to reap it. */
@@ -238,6 +260,263 @@ describe("local S3 (s3rver child process)", () => {
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: "listener/second", Body: "2" }));
     await waitFor("the shared listener's record", () => records.find((r) => r.s3.object.key === "listener/second"));
     expect(mine.map((r) => r.s3.object.key)).toEqual(["listener/first"]);
+  });
+
+  describe("conditional writes", () => {
+    const MIB = 1024 * 1024;
+    const etagOf = async (key: string) => (await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }))).ETag!;
+    const put = (key: string, body: string | Buffer, conditions: { IfNoneMatch?: string; IfMatch?: string } = {}) =>
+      s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: Buffer.from(body), ...conditions }));
+    const text = async (key: string) => (await getBytes(s3, key)).toString("utf8");
+
+    /**
+     * Every record for `key` so far. A later write's record is awaited first: records leave in request order, so one
+     * that a refused write had emitted would be in by then.
+     */
+    async function recordsFor(key: string): Promise<S3EventRecord[]> {
+      const sentinel = `conditional/sentinel-${randomBytes(4).toString("hex")}`;
+      await put(sentinel, "s");
+      await waitFor("the sentinel's record", () => records.find((r) => decodeEventKey(r.s3.object.key) === sentinel));
+      return records.filter((r) => decodeEventKey(r.s3.object.key) === key);
+    }
+
+    /** A body whose first KiB goes out at once and the rest on release(): its request stays in flight until then. */
+    function heldBody(data: Buffer): { body: Readable; release: () => void } {
+      const body = new Readable({ read() {} });
+      body.push(data.subarray(0, 1024));
+      return {
+        body,
+        release: () => {
+          body.push(data.subarray(1024));
+          body.push(null);
+        },
+      };
+    }
+
+    /** A multipart upload of two parts (5 MiB and a short tail), left for the test to complete. */
+    async function uploadParts(key: string, data: Buffer): Promise<{ uploadId: string; parts: CompletedPart[] }> {
+      const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: key }));
+      const chunks = [data.subarray(0, 5 * MIB), data.subarray(5 * MIB)];
+      const parts: CompletedPart[] = [];
+      for (const [index, chunk] of chunks.entries()) {
+        const PartNumber = index + 1;
+        const { ETag } = await s3.send(
+          new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId, PartNumber, Body: chunk }),
+        );
+        parts.push({ PartNumber, ETag });
+      }
+      return { uploadId: UploadId!, parts };
+    }
+
+    const complete = (
+      key: string,
+      upload: { uploadId: string; parts: CompletedPart[] },
+      conditions: { IfNoneMatch?: string; IfMatch?: string },
+    ) =>
+      s3.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: BUCKET,
+          Key: key,
+          UploadId: upload.uploadId,
+          MultipartUpload: { Parts: upload.parts },
+          ...conditions,
+        }),
+      );
+
+    it("If-None-Match: * creates a new key and refuses an existing one with 412 PreconditionFailed", async () => {
+      // Spaces and "+" prove the condition looks at the key s3rver decodes from the path, not the encoded text.
+      const key = "conditional/claim a+b.lock";
+      await put(key, "first", { IfNoneMatch: "*" });
+      expect(await text(key)).toBe("first");
+      const before = await etagOf(key);
+
+      const error = await refusal(put(key, "second", { IfNoneMatch: "*" }));
+      expect(error.name).toBe("PreconditionFailed");
+      expect(error.$metadata.httpStatusCode).toBe(412);
+      expect((error as S3ServiceException & { Condition?: string }).Condition).toBe("If-None-Match");
+      expect(await text(key)).toBe("first");
+      expect(await etagOf(key)).toBe(before);
+      // Only the successful write is notified.
+      expect((await recordsFor(key)).map((r) => r.s3.object.eTag)).toEqual([before.replace(/"/g, "")]);
+    });
+
+    it("answers a refused write with S3's XML error body", async () => {
+      const key = "conditional/raw body+xml.txt";
+      await put(key, "there");
+      const url = `${local.endpoint}/${BUCKET}/${key.split("/").map(encodeURIComponent).join("/")}`;
+      const response = await fetch(url, { method: "PUT", headers: { "If-None-Match": "*" }, body: "again" });
+      expect(response.status).toBe(412);
+      expect(response.headers.get("content-type")).toMatch(/^application\/xml/);
+      const xml = await response.text();
+      expect(xml).toContain("<Error><Code>PreconditionFailed</Code>");
+      expect(xml).toContain("<Message>At least one of the pre-conditions you specified did not hold</Message>");
+      expect(xml).toContain("<Condition>If-None-Match</Condition>");
+      expect(await text(key)).toBe("there");
+    });
+
+    it("If-Match overwrites at the current ETag, quoted or not, and refuses a stale one with 412", async () => {
+      const key = "conditional/lease a+b.json";
+      await put(key, "v1");
+      const v1 = await etagOf(key);
+      expect(v1).toMatch(/^"[0-9a-f]{32}"$/);
+
+      const written = await put(key, "v2", { IfMatch: v1 });
+      expect(await text(key)).toBe("v2");
+      const v2 = await etagOf(key);
+      expect(written.ETag).toBe(v2);
+
+      await put(key, "v3", { IfMatch: v2.replace(/"/g, "") });
+      expect(await text(key)).toBe("v3");
+
+      const stale = await refusal(put(key, "v4", { IfMatch: v1 }));
+      expect(stale.name).toBe("PreconditionFailed");
+      expect(stale.$metadata.httpStatusCode).toBe(412);
+      expect((stale as S3ServiceException & { Condition?: string }).Condition).toBe("If-Match");
+      expect(await text(key)).toBe("v3");
+    });
+
+    it("If-Match on a missing key answers 404 NoSuchKey and creates nothing", async () => {
+      const key = "conditional/never written.txt";
+      const error = await refusal(put(key, "x", { IfMatch: `"${md5(Buffer.from("x"))}"` }));
+      expect(error.name).toBe("NoSuchKey");
+      expect(error.$metadata.httpStatusCode).toBe(404);
+      const head = await refusal(s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key })));
+      expect(head.$metadata.httpStatusCode).toBe(404);
+    });
+
+    it("refuses If-None-Match with an ETag on a write, as S3 takes only *", async () => {
+      const key = "conditional/none match etag.txt";
+      await put(key, "kept");
+      const error = await refusal(put(key, "other", { IfNoneMatch: `"${md5(Buffer.from("nothing"))}"` }));
+      expect(error.name).toBe("NotImplemented");
+      expect(error.$metadata.httpStatusCode).toBe(501);
+      expect(await text(key)).toBe("kept");
+    });
+
+    it("lets exactly one of 10 concurrent If-None-Match writes of a key win", async () => {
+      const key = "conditional/race one+only.lock";
+      const bodies = Array.from({ length: 10 }, (_, i) => `writer ${i}`);
+      const outcomes = await Promise.allSettled(bodies.map((body) => put(key, body, { IfNoneMatch: "*" })));
+
+      const winners = outcomes.flatMap((outcome, i) => (outcome.status === "fulfilled" ? [i] : []));
+      expect(winners).toHaveLength(1);
+      const losers = outcomes.flatMap((outcome) => (outcome.status === "rejected" ? [s3Error(outcome.reason)] : []));
+      expect(losers.map((error) => [error.name, error.$metadata.httpStatusCode])).toEqual(
+        Array.from({ length: 9 }, () => ["PreconditionFailed", 412]),
+      );
+      const winner = winners[0]!;
+      expect(await text(key)).toBe(bodies[winner]);
+      expect(await etagOf(key)).toBe((outcomes[winner] as PromiseFulfilledResult<{ ETag?: string }>).value.ETag);
+      expect(await recordsFor(key)).toHaveLength(1);
+    });
+
+    it("lets exactly one of 5 concurrent If-Match writes at the same ETag win", async () => {
+      const key = "conditional/race cas.json";
+      await put(key, "base");
+      const base = await etagOf(key);
+      const bodies = Array.from({ length: 5 }, () => randomBytes(256 * 1024));
+      const held = bodies.map(heldBody);
+      // The SDK warns on the console whenever a request with a stream body fails; here four failures are expected.
+      const quiet = local.client();
+      quiet.config.logger = { debug() {}, info() {}, warn() {}, error() {} };
+      const requests = Promise.allSettled(
+        bodies.map((data, i) =>
+          quiet.send(
+            new PutObjectCommand({
+              Bucket: BUCKET,
+              Key: key,
+              Body: held[i]!.body,
+              ContentLength: data.length,
+              IfMatch: base,
+            }),
+          ),
+        ),
+      );
+      // All five are in before any can finish: unless the first holds the key, every check sees the base ETag.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      for (const { release } of held) release();
+      const outcomes = await requests;
+      quiet.destroy();
+
+      const winners = outcomes.flatMap((outcome, i) => (outcome.status === "fulfilled" ? [i] : []));
+      expect(winners).toHaveLength(1);
+      const losers = outcomes.flatMap((outcome) => (outcome.status === "rejected" ? [s3Error(outcome.reason)] : []));
+      expect(losers.map((error) => error.$metadata.httpStatusCode)).toEqual([412, 412, 412, 412]);
+      expect(sha256(await getBytes(s3, key))).toBe(sha256(bodies[winners[0]!]!));
+    });
+
+    it("judges CompleteMultipartUpload's If-None-Match and If-Match at completion", async () => {
+      const key = "conditional/multi part+claim.bin";
+      const first = randomBytes(5 * MIB + 1000);
+      const created = await complete(key, await uploadParts(key, first), { IfNoneMatch: "*" });
+      expect(sha256(await getBytes(s3, key))).toBe(sha256(first));
+      expect(await etagOf(key)).toBe(created.ETag);
+
+      // The upload starts while the key exists; what counts is the object when it completes.
+      const second = randomBytes(5 * MIB + 2000);
+      const late = await uploadParts(key, second);
+      const refused = await refusal(complete(key, late, { IfNoneMatch: "*" }));
+      expect(refused.name).toBe("PreconditionFailed");
+      expect(refused.$metadata.httpStatusCode).toBe(412);
+      expect(sha256(await getBytes(s3, key))).toBe(sha256(first));
+
+      const stale = await refusal(complete(key, late, { IfMatch: `"${md5(second)}"` }));
+      expect(stale.$metadata.httpStatusCode).toBe(412);
+      expect(sha256(await getBytes(s3, key))).toBe(sha256(first));
+
+      // The refusals left the upload intact: completing at the current ETag replaces the object.
+      await complete(key, late, { IfMatch: created.ETag! });
+      expect(sha256(await getBytes(s3, key))).toBe(sha256(second));
+      const completions = (await recordsFor(key)).filter(
+        (r) => r.eventName === "ObjectCreated:CompleteMultipartUpload",
+      );
+      expect(completions.map((r) => r.s3.object.size)).toEqual([first.length, second.length]);
+    });
+
+    it("refuses CompleteMultipartUpload with If-None-Match when another writer created the key meanwhile", async () => {
+      const key = "conditional/multi part lost.bin";
+      const upload = await uploadParts(key, randomBytes(5 * MIB + 10));
+      await put(key, "someone else");
+      const error = await refusal(complete(key, upload, { IfNoneMatch: "*" }));
+      expect(error.name).toBe("PreconditionFailed");
+      expect(error.$metadata.httpStatusCode).toBe(412);
+      expect(await text(key)).toBe("someone else");
+    });
+
+    it("still overwrites without conditions", async () => {
+      const key = "conditional/plain overwrite.txt";
+      await put(key, "one", { IfNoneMatch: "*" });
+      await put(key, "two");
+      expect(await text(key)).toBe("two");
+      const outcomes = await Promise.allSettled(["a", "b", "c"].map((body) => put(key, body)));
+      expect(outcomes.map((outcome) => outcome.status)).toEqual(["fulfilled", "fulfilled", "fulfilled"]);
+      expect(["a", "b", "c"]).toContain(await text(key));
+    });
+
+    it("serialises writes of one key while other keys go ahead", async () => {
+      const key = "conditional/slow writer.bin";
+      const data = randomBytes(256 * 1024);
+      const { body, release } = heldBody(data);
+      const slow = s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body, ContentLength: data.length }));
+      let slowDone = false;
+      void slow.then(() => (slowDone = true));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+
+      // Another key is not held up by the write in flight.
+      await put("conditional/unrelated.txt", "free");
+      expect(await text("conditional/unrelated.txt")).toBe("free");
+
+      // A second write of the same key waits for the first to finish, so it lands last.
+      let secondDone = false;
+      const second = put(key, "second").then(() => (secondDone = true));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(secondDone).toBe(false);
+      expect(slowDone).toBe(false);
+
+      release();
+      await Promise.all([slow, second]);
+      expect(await text(key)).toBe("second");
+    });
   });
 
   it("creates buckets through the API", async () => {
