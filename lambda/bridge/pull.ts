@@ -191,7 +191,7 @@ async function pullOne(batch: PullBatch, { file, relative }: Candidate): Promise
     // in memory to go elsewhere); a larger one looks first, as its parts cannot be moved to another key.
     const lookFirst = pullConfig.onConflict !== "overwrite" && file.size > partSize;
     const placed = lookFirst
-      ? await destinationKey(batch, file, natural)
+      ? await destinationKey(batch, file, relative, natural)
       : { key: natural, ifAbsent: pullConfig.onConflict !== "overwrite" };
     active = await batch.session.get();
     const hash = createHash("sha256");
@@ -206,7 +206,7 @@ async function pullOne(batch: PullBatch, { file, relative }: Candidate): Promise
       metadata: sourceMetadata(stream, file),
       // Never replace an earlier delivery, not even one that appeared since a look; "overwrite" means replace.
       ifAbsent: placed.ifAbsent,
-      resolveConflict: () => destinationKey(batch, file, natural),
+      resolveConflict: () => destinationKey(batch, file, relative, natural),
     });
     const key = uploaded.key;
     // S3's own answer verifies a single-part upload (see S3UploadResult); anything else is checked with a HEAD.
@@ -294,13 +294,16 @@ function sourceMetadata(stream: string, file: RemoteFile): Record<string, string
 
 /**
  * Where a file goes when its natural key is (or may be) taken. The natural key itself when it is free, or when it holds
- * this very file (same remote path, size and mtime: an earlier run copied it and was interrupted before archiving).
+ * this very file: same remote path, size and mtime, and no receipt (an earlier run copied it and was interrupted
+ * before archiving; a completed pull has a receipt, so a same-sized file reusing the name within the second of the
+ * mtime is still told apart).
  * Otherwise the stream's onConflict decides: a time-stamped key (rename), a skip or a failure. `ifAbsent`: the key was
  * free when looked at, so the upload insists it still is.
  */
 async function destinationKey(
   batch: PullBatch,
   file: RemoteFile,
+  relative: string,
   key: string,
 ): Promise<{ key: string; ifAbsent: boolean }> {
   const { ctx, config, pullConfig } = batch;
@@ -312,7 +315,8 @@ async function destinationKey(
   if (
     meta["bridge-source"] === same["bridge-source"] &&
     meta["bridge-source-size"] === same["bridge-source-size"] &&
-    meta["bridge-source-mtime"] === same["bridge-source-mtime"]
+    meta["bridge-source-mtime"] === same["bridge-source-mtime"] &&
+    !(await ctx.receipts.list(batch.stream, { direction: "pull", relative })).some((r) => r.destination.key === key)
   ) {
     return { key, ifAbsent: false };
   }

@@ -88,8 +88,9 @@ function safeDecode(text) {
 
 /**
  * The object a request replaces or removes, so that no two such requests interleave on s3rver's async store, with
- * `conditional` set for the two writes where S3 honours If-Match and If-None-Match. Undefined for everything else:
- * part uploads and creating or aborting an upload touch only the upload, never the key, so they run freely.
+ * `conditional` set where S3 honours conditions: If-Match and If-None-Match on the two writes, If-Match on a delete.
+ * Undefined for everything else: part uploads and creating or aborting an upload touch only the upload, never the
+ * key, so they run freely.
  */
 function objectWrite(ctx) {
   const match = OBJECT_PATH.exec(ctx.path);
@@ -111,7 +112,8 @@ function objectWrite(ctx) {
       return { bucket, key, conditional: true };
     case "DELETE":
       if ("uploadId" in query) return undefined;
-      return { bucket, key, conditional: false };
+      // DeleteObject honours If-Match (S3's conditional delete); a versioned delete targets a version, not the key.
+      return { bucket, key, conditional: operations.length === 0, deleting: true };
     default:
       return undefined;
   }
@@ -142,9 +144,9 @@ const preconditionFailed = (header) =>
   });
 
 /** Throws the error S3 answers with when the request's conditions do not hold for the object as it is now. */
-async function checkConditions(store, ctx, bucket, key) {
+async function checkConditions(store, ctx, bucket, key, deleting) {
   const ifMatch = ctx.get("if-match");
-  const ifNoneMatch = ctx.get("if-none-match");
+  const ifNoneMatch = deleting ? "" : ctx.get("if-none-match");
   if (!ifMatch && !ifNoneMatch) return;
   // A missing bucket is s3rver's NoSuchBucket to report, not a missing key.
   if (!(await store.getBucket(bucket))) return;
@@ -184,7 +186,7 @@ function conditionalWrites(store) {
     tails.set(lockName, tail);
     await previous;
     try {
-      if (write.conditional) await checkConditions(store, ctx, write.bucket, write.key);
+      if (write.conditional) await checkConditions(store, ctx, write.bucket, write.key, write.deleting === true);
       await next();
     } finally {
       release();

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, readdirSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { mkdir, readFile, readdir, utimes, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { DeleteObjectCommand, S3Client } from "@aws-sdk/client-s3";
@@ -286,6 +287,69 @@ describe("fault suite", () => {
     const receipts = await env.bridge().context.receipts.list("psp", { direction: "push", relative: "dup/once.xml" });
     expect(receipts).toHaveLength(1);
   });
+
+  it("a push killed mid-file: the next attempt waits out its claim, delivers once, and removes the dead run's temp file", async () => {
+    const body = pattern(48 * MiB, 7);
+    const key = "psp/outbound/killed/big.bin";
+    await env.put(key, body);
+    const configPath = path.join(env.dir, "killed.config.yaml");
+    const edit = (doc: BridgeConfigInput) => {
+      doc.receipts = { claimLeaseSeconds: 3, claimWaitSeconds: 20 };
+      doc.streams.psp!.push!.staleTempSeconds = 1;
+    };
+    await writeFile(configPath, stringify(env.configDoc(edit)));
+    // A slow partner, so the transfer is surely under way when the process dies.
+    env.sftp.faults.delayMs = 5;
+    const root = path.resolve(__dirname, "..", "..");
+    const child = spawn(
+      path.join(root, "node_modules", ".bin", "node"),
+      [path.join(root, "scripts", "bridge.js"), "push", `s3://${env.bucket}/${key}`, "--config", configPath],
+      {
+        env: {
+          PATH: process.env.PATH,
+          HOME: env.dir,
+          AWS_ENDPOINT_URL_S3: env.s3.endpoint,
+          AWS_ACCESS_KEY_ID: "S3RVER",
+          AWS_SECRET_ACCESS_KEY: "S3RVER",
+          AWS_REGION: "us-east-1",
+          AWS_REQUEST_CHECKSUM_CALCULATION: "WHEN_REQUIRED",
+        },
+        stdio: "ignore",
+      },
+    );
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    const dir = env.local("/IN/killed");
+    let temp: string | undefined;
+    try {
+      for (let i = 0; i < 600 && !temp; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        const names = existsSync(dir) ? readdirSync(dir) : [];
+        const partial = names.find((n) => n.endsWith(".part"));
+        if (partial && statSync(path.join(dir, partial)).size > 0) temp = partial;
+      }
+    } finally {
+      child.kill("SIGKILL");
+      await exited;
+      env.sftp.faults.delayMs = 0;
+    }
+    expect(temp).toBeDefined();
+    // Killed mid-file: a partial temp file, no delivered file, and the claim still held by the dead run.
+    expect(existsSync(path.join(dir, "big.bin"))).toBe(false);
+    expect(existsSync(path.join(dir, temp!))).toBe(true);
+
+    const started = Date.now();
+    const report = count(await env.bridge(env.config(edit)).push([{ bucket: env.bucket, key }]));
+    expect(report.ok).toBe(true);
+    expect(report.streams[0]?.files).toBe(1);
+    // It waited for the dead run's lease rather than delivering alongside it.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_000);
+    expect(sha(await readFile(path.join(dir, "big.bin")))).toBe(sha(body));
+    expect(report.streams[0]?.cleaned?.map((c) => c.path)).toEqual([`/IN/killed/${temp}`]);
+    expect(readdirSync(dir)).toEqual(["big.bin"]);
+    expect(env.sftp.observed.renamedTo.filter((p) => p === "/IN/killed/big.bin")).toHaveLength(1);
+    const receipts = await env.bridge().context.receipts.list("psp", { direction: "push", relative: "killed/big.bin" });
+    expect(receipts).toHaveLength(1);
+  }, 90_000);
 
   describe("through the Lambda handler", () => {
     let handler: typeof import("../../lambda/handler").handler;

@@ -87,6 +87,13 @@ describe("exactly one delivery per object version", () => {
     await env?.close();
   });
 
+  const receiptFor = (name: string) =>
+    ({
+      stream: "psp",
+      direction: "push",
+      source: { bucket: env.bucket, key: `psp/outbound/claims/${name}.xml`, size: 1 },
+      finishedAt: new Date().toISOString(),
+    }) as Receipt;
   const deliveriesOf = (remote: string) => env.sftp.observed.renamedTo.filter((p) => p === remote).length;
   const receiptsOf = (relative: string): Promise<Receipt[]> =>
     env.bridge().context.receipts.list("psp", { direction: "push", relative });
@@ -149,7 +156,7 @@ describe("exactly one delivery per object version", () => {
       if (got.kind === "claimed") {
         // The winner delivers a little later; the others must be waiting for it meanwhile, not delivering.
         await new Promise((r) => setTimeout(r, 300));
-        await got.claim.complete({ stream: "psp", direction: "push", source: { size: 7 } } as Receipt);
+        await got.claim.complete(receiptFor("race"));
       }
       return got.kind;
     });
@@ -195,6 +202,28 @@ describe("exactly one delivery per object version", () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(1_000);
     expect(deliveriesOf("/IN/claims/orphaned.xml")).toBe(1);
     expect(await receiptsOf("claims/orphaned.xml")).toHaveLength(1);
+  });
+
+  it("a run whose lease lapsed cannot release or complete the claim another run took over", async () => {
+    const key = "psp/outbound/claims/lapsed.xml";
+    await env.put(key, "<lapsed/>");
+    const head = await env.bridge().context.s3.head(env.bucket, key);
+    const target = { stream: "psp", relative: "claims/lapsed.xml", bucket: env.bucket, key, eTag: head!.eTag! };
+    const slow = env.bridge(undefined, { requestId: "slow-run" }).context.claims;
+    const next = env.bridge(undefined, { requestId: "next-run" }).context.claims;
+    const first = await slow.acquire(target, { expiresAt: Date.now() + 300, waitUntil: Date.now() });
+    await new Promise((r) => setTimeout(r, 400));
+    const second = await next.acquire(target, { expiresAt: Date.now() + 60_000, waitUntil: Date.now() });
+    expect(second).toMatchObject({ kind: "claimed", tookOver: "slow-run" });
+    if (first.kind !== "claimed" || second.kind !== "claimed") throw new Error("both should have claimed");
+
+    await first.claim.release();
+    expect(await next.state(target)).toMatchObject({ kind: "claimed", owner: "next-run" });
+    const late = await first.claim.complete(receiptFor("lapsed"));
+    expect(late.lost).toBe(true);
+    expect(await next.state(target)).toMatchObject({ kind: "claimed", owner: "next-run" });
+    expect((await second.claim.complete(receiptFor("lapsed"))).lost).toBe(false);
+    expect(await next.state(target)).toEqual({ kind: "delivered" });
   });
 
   it("a failed transfer releases its claim at once, so the retry delivers without waiting for the lease", async () => {

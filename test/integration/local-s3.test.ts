@@ -280,6 +280,21 @@ describe("local S3 (s3rver child process)", () => {
       return records.filter((r) => decodeEventKey(r.s3.object.key) === key);
     }
 
+    it("DeleteObject with If-Match deletes only the object at that ETag", async () => {
+      const key = "conditional/delete me.lock";
+      await put(key, "mine");
+      const mine = await etagOf(key);
+      await put(key, "theirs");
+      await expect(s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: key, IfMatch: mine }))).rejects.toMatchObject(
+        { name: "PreconditionFailed", $metadata: { httpStatusCode: 412 } },
+      );
+      expect(await text(key)).toBe("theirs");
+      await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: key, IfMatch: await etagOf(key) }));
+      await expect(s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }))).rejects.toMatchObject({
+        $metadata: { httpStatusCode: 404 },
+      });
+    });
+
     /** A body whose first KiB goes out at once and the rest on release(): its request stays in flight until then. */
     function heldBody(data: Buffer): { body: Readable; release: () => void } {
       const body = new Readable({ read() {} });
