@@ -113,6 +113,12 @@ async function pullStream(ctx: EngineContext, stream: string, options: PullOptio
   return built;
 }
 
+/**
+ * Logged for each file left on the server until someone acts (FilesRefused in the metrics): the template's log filter
+ * and alarm match this exact wording.
+ */
+export const PULL_REFUSED = "pull left a file on the server: it needs an operator";
+
 /** What every file of one stream's pull shares. */
 interface PullBatch {
   ctx: EngineContext;
@@ -152,7 +158,7 @@ function selectCandidates(batch: PullBatch, listed: RemoteFile[]): Candidate[] {
         reason: "unsafe-name",
         detail: `${describeError(err).message.replace(/^refusing key "(?:[^"\\]|\\.)*": /, "")}; left on the server, rename it there to pull it`,
       });
-      ctx.logger.warn("pull refused a remote name", { stream: batch.stream, source: printable(file.path) });
+      ctx.logger.warn(PULL_REFUSED, { stream: batch.stream, source: printable(file.path), reason: "unsafe-name" });
       continue;
     }
     if (matchesPatterns(file.name, pullConfig.ignore)) {
@@ -267,6 +273,7 @@ async function pullOne(batch: PullBatch, { file, relative }: Candidate): Promise
     });
   } catch (err) {
     if (err instanceof ConflictSkipped) {
+      ctx.logger.warn(PULL_REFUSED, { stream, source: file.path, reason: "exists" });
       return report.addSkipped({ source: file.path, reason: "exists", detail: err.message });
     }
     report.addFailed(file.path, err);

@@ -569,4 +569,21 @@ describe("bridge CLI", () => {
     // Source-mapped: the trace names the TypeScript file that threw.
     expect(debug.stderr).toMatch(/\n\s+at .*lambda\/bridge\/routing\.ts:\d+/);
   });
+
+  it("pull: a file name the bridge refuses is a summary line of its own, on one line, and the rest still moves", async () => {
+    await mkdir(env.local("/ODD"), { recursive: true });
+    await writeFile(env.local("/ODD/ok.csv"), "ok\n");
+    await writeFile(env.local("/ODD/bad\nname.csv"), "bad\n");
+    const config = await writeConfig("odd.config.yaml", (doc) => {
+      doc.streams.psp!.pull = { from: "/ODD", to: "odd/", minAgeSeconds: 0, stableCheckMs: 0 };
+    });
+    const run = await bridge(["pull", "psp", "-c", config]);
+    expect(run).toMatchObject({ code: 0, stderr: "" });
+    const lines = run.stdout.split("\n");
+    expect(lines).toContain(
+      "  skipped /ODD/bad\\x0aname.csv: unsafe-name (it contains a control character; left on the server, rename it there to pull it)",
+    );
+    expect(lines).toContain("psp pull: 1 file moved (3 B), 1 skipped, 0 failed");
+    expect((await env.get("psp/odd/ok.csv"))?.toString()).toBe("ok\n");
+  });
 });

@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { appendFile, mkdir, readdir, utimes, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { HeadObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
-import type { BridgeConfigInput } from "../../lambda/bridge";
+import { PULL_REFUSED, type BridgeConfigInput } from "../../lambda/bridge";
 import { startBridgeEnv, type BridgeEnv } from "../support/bridge-env";
 
 /**
@@ -60,6 +60,8 @@ describe("pull: what a partner's folder really holds", () => {
     // Every good file is in S3 and archived; the odd ones stay where the partner put them, on every run.
     expect(await keysUnder("psp/ODD/")).toHaveLength(12);
     for (const name of odd) expect(existsSync(env.local(`/ODD/${name}`))).toBe(true);
+    // Each is logged with the wording the template's FilesRefused alarm matches.
+    expect(env.logs.filter((l) => l.message === PULL_REFUSED)).toHaveLength(4);
     const again = await env.bridge(streamOn("ODD")).pull(["psp"]);
     expect(again.ok).toBe(true);
     expect(again.streams[0]?.skipped.filter((f) => f.reason === "unsafe-name")).toHaveLength(4);

@@ -74,7 +74,8 @@ export function describeBridgeInterop(
               hostKeys: [server.hostKeyFingerprint],
             },
             push: { from: "outbound/", to: `${server.remoteRoot}/IN` },
-            pull: { from: `${server.remoteRoot}/OUT`, to: "inbound/" },
+            // The test's files are complete when written: take them at once (the defaults wait out a slow writer).
+            pull: { from: `${server.remoteRoot}/OUT`, to: "inbound/", minAgeSeconds: 0, stableCheckMs: 0 },
           },
         },
       };
@@ -221,10 +222,21 @@ export function describeBridgeInterop(
       const first = Buffer.from("id,amount\n1,10.00\n2,20.00\n");
       await deliver("settlement 1.csv", first);
       await deliver("statement.bin", big);
+      // Names the bridge refuses to turn into keys: reported and left there, never a reason to stop the stream.
+      await deliver("back\\slash.csv", Buffer.from("odd"));
+      await deliver("new\nline.csv", Buffer.from("odd"));
       const report = await bridge().pull(["bank"]);
       expect(report.streams[0]?.failed).toEqual([]);
       expect(report.ok).toBe(true);
       expect(report.streams[0]?.files).toBe(2);
+      expect(
+        report.streams[0]?.skipped
+          .filter((f) => f.reason === "unsafe-name")
+          .map((f) => f.source)
+          .sort(),
+      ).toEqual([`${server.remoteRoot}/OUT/back\\slash.csv`, `${server.remoteRoot}/OUT/new\\x0aline.csv`].sort());
+      expect(existsSync(path.join(out, "back\\slash.csv"))).toBe(true);
+      expect(existsSync(path.join(out, "new\nline.csv"))).toBe(true);
       expect((await rcloneCat(s3R, `${bucket}/bank/inbound/settlement 1.csv`)).equals(first)).toBe(true);
       const sums = await rcloneHashsum({ remote: s3R, path: `${bucket}/bank/inbound` });
       expect(sums.get("statement.bin")).toBe(sha(big));
@@ -233,13 +245,17 @@ export function describeBridgeInterop(
       expect(await readFile(path.join(out, ".done", "settlement 1.csv"))).toEqual(first);
       expect(sha(await readFile(path.join(out, ".done", "statement.bin")))).toBe(sha(big));
 
-      // The partner delivers the same name again: the archive keeps both (a plain rename that never replaces).
+      // The partner delivers the same name again: the archive keeps both (a plain rename that never replaces), and so
+      // does S3 (the first copy keeps its key, the second gets a time-stamped one).
       const second = Buffer.from("id,amount\n3,30.00\n");
       await deliver("settlement 1.csv", second);
       const again = await bridge().pull(["bank"]);
       expect(again.streams[0]?.failed).toEqual([]);
       expect(again.streams[0]?.files).toBe(1);
-      expect((await rcloneCat(s3R, `${bucket}/bank/inbound/settlement 1.csv`)).equals(second)).toBe(true);
+      expect((await rcloneCat(s3R, `${bucket}/bank/inbound/settlement 1.csv`)).equals(first)).toBe(true);
+      const secondKey = again.streams[0]!.moved[0]!.destination.replace(`s3://${bucket}/`, "");
+      expect(secondKey).toMatch(/^bank\/inbound\/settlement 1\.\d{8}T\d{6}Z(-\d+)?\.csv$/);
+      expect((await rcloneCat(s3R, `${bucket}/${secondKey}`)).equals(second)).toBe(true);
       const archived = readdirSync(path.join(out, ".done")).filter((n) => n.startsWith("settlement 1"));
       expect(archived).toHaveLength(2);
       expect(await readFile(path.join(out, ".done", "settlement 1.csv"))).toEqual(first);

@@ -2,6 +2,7 @@ import { ENV, REQUIRED_ENV } from "../../lambda/env";
 import { parseConfigLocation } from "../../lambda/bridge/config/load";
 import { configSchema, STREAM_NAME } from "../../lambda/bridge/config/schema";
 import { giltLine, type StreamReport } from "../../lambda/bridge/report";
+import { PULL_REFUSED } from "../../lambda/bridge/pull";
 import { parseCfnYaml, type CfnObject, type CfnTemplate } from "../support/cfn-yaml";
 import { evaluateTemplate, TEST_ACCOUNT, TEST_REGION, type ResolvedTemplate } from "../support/template-eval";
 import {
@@ -471,7 +472,7 @@ describe("bridge.yaml: metric filters and alarms", () => {
     }
   });
 
-  it("alarms on errors, timeouts, connection timeouts, the dead-letter queue and a missing heartbeat", () => {
+  it("alarms on errors, timeouts, connection timeouts, refused files, the dead-letter queue and a missing heartbeat", () => {
     const logAlarm = (id: string, metric: string) => {
       const alarm = alarms[id]!;
       expect([id, logMetrics.has(`${alarm.Namespace}/${alarm.MetricName}`)]).toEqual([id, true]);
@@ -480,6 +481,8 @@ describe("bridge.yaml: metric filters and alarms", () => {
     logAlarm("ErrorsAlarm", "ErrorLines");
     logAlarm("TimeoutsAlarm", "Timeouts");
     logAlarm("ConnectionTimeoutsAlarm", "ConnectionTimeouts");
+    logAlarm("FilesRefusedAlarm", "FilesRefused");
+    expect(filters.find((f) => f.id === "FilesRefusedFilter")!.FilterPattern).toBe(`"${PULL_REFUSED}"`);
     expect(filters.find((f) => f.id === "ErrorLinesFilter")!.FilterPattern).toBe('{ $.level = "ERROR" }');
     expect(filters.find((f) => f.id === "TimeoutsFilter")!.FilterPattern).toBe('"Task timed out"');
     expect(alarms.DeadLetterQueueAlarm).toMatchObject({
