@@ -89731,7 +89731,12 @@ var pushSchema = external_exports.strictObject({
   atomic: external_exports.boolean().default(true),
   tempSuffix: external_exports.string().min(1).default(".part"),
   /** Keep the S3 object after delivery (default) or delete it once the remote copy is verified. */
-  after: external_exports.enum(["keep", "delete"]).default("keep")
+  after: external_exports.enum(["keep", "delete"]).default("keep"),
+  /**
+   * Temporary files of the bridge's own naming (`.<name>.<8 hex><tempSuffix>`) untouched for this long are left-overs
+   * of a killed push: the first push to a folder in a batch removes them and reports each. 0 turns this off.
+   */
+  staleTempSeconds: external_exports.number().int().nonnegative().default(3600)
 });
 var pullSchema = external_exports.strictObject({
   from: external_exports.string().min(1),
@@ -89742,10 +89747,23 @@ var pullSchema = external_exports.strictObject({
   after: external_exports.enum(["move", "delete"]).default("move"),
   /** Relative to `from` (or absolute); skipped when listing. */
   doneDir: external_exports.string().min(1).default(".done"),
-  /** Files modified more recently than this are left for the next run. */
-  minAgeSeconds: external_exports.number().int().nonnegative().default(0),
-  /** Compare the size twice this many ms apart and skip a file that is still growing (0 = off). */
-  stableCheckMs: external_exports.number().int().nonnegative().default(0),
+  /**
+   * Files modified more recently than this are left for the next run: a partner that writes a file in place (no temp
+   * name) may still be writing it. 0 takes files as soon as they are listed.
+   */
+  minAgeSeconds: external_exports.number().int().nonnegative().default(30),
+  /**
+   * List again this many ms later and skip a file whose size or mtime moved: it is still being written, whatever its
+   * mtime says (a partner's clock may be behind ours). 0 = off.
+   */
+  stableCheckMs: external_exports.number().int().nonnegative().default(2e3),
+  /**
+   * When the S3 key a pulled file maps to already holds an earlier delivery (a partner reusing a file name):
+   * `rename` keeps both, the new one as `name.<UTC time>.ext` (as the done dir does); `overwrite` replaces it (a
+   * versioned bucket keeps the old version); `skip` leaves the file on the partner and reports it; `fail` reports it
+   * as a failure. The same file pulled again after an interrupted run is not a conflict: it replaces its own copy.
+   */
+  onConflict: external_exports.enum(["rename", "overwrite", "skip", "fail"]).default("rename"),
   /** Remote names skipped as in-progress uploads by the partner. */
   ignore: external_exports.array(pattern).default([".*", "*.part", "*.tmp", "*.filepart"]),
   /** At most this many files per run; the next run carries on. */
@@ -89771,7 +89789,14 @@ var configSchema = external_exports.strictObject({
     enabled: external_exports.boolean().default(true),
     /** Bucket for receipts; defaults to each stream's own bucket. */
     bucket: external_exports.string().min(3).max(63).optional(),
-    prefix: external_exports.string().min(1).default("_bridge/receipts/")
+    prefix: external_exports.string().min(1).default("_bridge/receipts/"),
+    /**
+     * How long a push claims an object version when the run's end is not known (CLI, local stack); a Lambda claims
+     * until its own timeout. A claim whose holder died is taken over once this has passed.
+     */
+    claimLeaseSeconds: external_exports.number().int().positive().default(900),
+    /** How long a push waits for another run that holds the claim of the same version before failing (retryable). */
+    claimWaitSeconds: external_exports.number().int().nonnegative().default(30)
   }).prefault({}),
   streams: external_exports.record(external_exports.string().regex(STREAM_NAME, "stream names are letters, digits, - and _ (max 64)"), streamSchema)
 });
