@@ -1,9 +1,10 @@
 import { existsSync } from "node:fs";
 import { appendFile, mkdir, readdir, utimes, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { HeadObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { HeadObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { PULL_REFUSED, type BridgeConfigInput } from "../../lambda/bridge";
 import { startBridgeEnv, type BridgeEnv } from "../support/bridge-env";
+import { startHttpFaultProxy } from "../support/http-fault-proxy";
 
 /**
  * Pull under the partner behaviour that broke it: odd file names, names reused from one day to the next, files still
@@ -141,6 +142,35 @@ describe("pull: what a partner's folder really holds", () => {
     expect(await keysUnder("psp/AGAIN/")).toEqual(["psp/AGAIN/once.csv"]);
     const head = await env.s3Client.send(new HeadObjectCommand({ Bucket: env.bucket, Key: "psp/AGAIN/once.csv" }));
     expect(head.Metadata?.["bridge-source"]).toBe(encodeURIComponent("/AGAIN/once.csv"));
+  });
+
+  it("records the version id S3 gives a pulled object in a versioned bucket in its receipt", async () => {
+    // s3rver has no versioning: a proxy adds the header a versioned bucket answers a write with.
+    const proxy = await startHttpFaultProxy(env.s3.endpoint);
+    let n = 0;
+    proxy.extraHeaders = (method, path) =>
+      (method === "PUT" || method === "POST") && path.includes("/psp/VERSIONED/")
+        ? { "x-amz-version-id": `v${++n}.tUd9ZQwXbc` }
+        : undefined;
+    const client = new S3Client({
+      endpoint: proxy.endpoint,
+      region: env.s3.region,
+      credentials: env.s3.credentials,
+      forcePathStyle: true,
+      requestChecksumCalculation: "WHEN_REQUIRED",
+    });
+    try {
+      await drop("/VERSIONED/v.csv", "versioned");
+      const report = await env.bridge(streamOn("VERSIONED"), { s3: client }).pull(["psp"]);
+      expect(report.streams[0]?.files).toBe(1);
+      const receipts = await env.bridge().context.receipts.list("psp", { direction: "pull", relative: "v.csv" });
+      expect(receipts.map((r) => r.destination)).toEqual([
+        expect.objectContaining({ key: "psp/VERSIONED/v.csv", versionId: "v1.tUd9ZQwXbc" }),
+      ]);
+    } finally {
+      client.destroy();
+      await proxy.close();
+    }
   });
 
   describe("a file still being written, with the default pull settings", () => {

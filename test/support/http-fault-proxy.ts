@@ -2,7 +2,8 @@ import { createServer, request, type IncomingMessage, type ServerResponse } from
 
 /**
  * An HTTP proxy in front of s3rver that answers chosen requests with an S3 error instead of forwarding them: 500/503
- * to exercise the SDK's retries, 403 to exercise a clear, non-retried failure. Everything else passes through.
+ * to exercise the SDK's retries, 403 to exercise a clear, non-retried failure. Everything else passes through, with
+ * `extraHeaders` added to the answer: what S3 says that s3rver cannot (a version id of a versioned bucket).
  */
 export interface HttpFault {
   method?: string;
@@ -19,6 +20,8 @@ export interface HttpFaultProxy {
   faults: HttpFault[];
   /** Requests answered with an injected error, by S3 error code. */
   injected: Record<string, number>;
+  /** Headers added to a passed-through answer, by request; none by default. */
+  extraHeaders?: (method: string, path: string) => Record<string, string> | undefined;
   close(): Promise<void>;
 }
 
@@ -47,7 +50,8 @@ export async function startHttpFaultProxy(target: string): Promise<HttpFaultProx
     const upstream = request(
       { host: url.hostname, port: url.port, method: req.method, path: req.url, headers: req.headers },
       (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        const extra = proxy.extraHeaders?.(req.method ?? "GET", path) ?? {};
+        res.writeHead(answer.statusCode ?? 502, { ...answer.headers, ...extra });
         answer.pipe(res);
       },
     );
