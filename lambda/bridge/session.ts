@@ -60,6 +60,7 @@ export class StreamSession {
       operationTimeoutMs: sftp.operationTimeoutMs,
       keepaliveIntervalMs: sftp.keepaliveIntervalMs,
       algorithms: sftp.algorithms,
+      windowBytes: sftp.windowBytes,
     };
     const session = await this.connect(target, this.logger);
     this.opened.push(session);

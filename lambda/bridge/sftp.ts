@@ -26,6 +26,8 @@ export interface SftpTarget {
   operationTimeoutMs: number;
   keepaliveIntervalMs: number;
   algorithms?: { kex?: string[]; cipher?: string[]; serverHostKey?: string[]; hmac?: string[] };
+  /** The receive window granted to the server (DEFAULT_WINDOW_BYTES when absent). */
+  windowBytes?: number;
 }
 
 export interface RemoteFile {
@@ -72,8 +74,14 @@ export function fingerprint(keyBlob: Buffer): string {
 // SFTP status codes (draft-ietf-secsh-filexfer-02) that callers branch on.
 const NO_SUCH_FILE = 2;
 const PERMISSION_DENIED = 3;
-const MAX_WRITE_BYTES_IN_FLIGHT = 4 * 1024 * 1024;
-const MAX_READ_REQUESTS_IN_FLIGHT = 16;
+/**
+ * The SSH channel window we grant the server, and the bytes of READ and WRITE requests a transfer keeps outstanding.
+ * A transfer moves at most (bytes in flight) per round trip: 8 MiB is 80 MB/s at 100 ms. ssh2 grants only 2 MiB and
+ * tops it up when half is used (about 1 MiB per round trip, 10 MB/s at 100 ms); widenReceiveWindow lifts that.
+ */
+export const DEFAULT_WINDOW_BYTES = 16 * 1024 * 1024;
+const MAX_WRITE_BYTES_IN_FLIGHT = 8 * 1024 * 1024;
+const MAX_READ_BYTES_IN_FLIGHT = 4 * 1024 * 1024;
 const CLOSE_GRACE_MS = 2000;
 
 /** The SFTP status of an error, whether it came raw from ssh2 (a number) or via ssh2-sftp-client (an errno name). */
@@ -220,6 +228,7 @@ export const connectSftp: SftpConnector = async (target, logger) => {
     throw connectError(target, rawError ?? err, seen, rejected);
   }
   tuneTransport(ssh);
+  widenReceiveWindow((client as unknown as { sftp?: unknown }).sftp, ssh, target.windowBytes ?? DEFAULT_WINDOW_BYTES);
   return new Ssh2Session(target, client, ssh, seen as string, logger);
 };
 
@@ -299,6 +308,57 @@ function randomPadding(target: Buffer, offset: number, length: number): void {
   }
   padding.pool.copy(target, offset, padding.at, padding.at + length);
   padding.at += length;
+}
+
+/** Window credit is returned in steps of at least this much: one WINDOW_ADJUST per step, not per packet. */
+const WINDOW_STEP = 1024 * 1024;
+
+/**
+ * Grants the server a receive window of `windowBytes` on the SFTP channel and returns credit as soon as a step of it
+ * is used, as OpenSSH does in small steps, instead of ssh2's fixed 2 MiB topped up only at half (which holds a pull
+ * to about 1 MiB per round trip). The window only says how much the server may send unasked; an SFTP server sends
+ * only answers to our READs, and those are bounded by MAX_READ_BYTES_IN_FLIGHT, so memory stays bounded.
+ * Guarded by field names: on an ssh2 build without them nothing changes.
+ */
+function widenReceiveWindow(sftp: unknown, ssh: Client, windowBytes: number): void {
+  const channel = sftp as
+    | {
+        incoming?: { window?: number };
+        outgoing?: { id?: number; state?: string };
+        push?: (data: Buffer) => boolean;
+      }
+    | undefined;
+  const protocol = (ssh as unknown as { _protocol?: { channelWindowAdjust?: (id: number, amount: number) => void } })
+    ._protocol;
+  const incoming = channel?.incoming;
+  const outgoing = channel?.outgoing;
+  const push = channel?.push;
+  if (
+    !channel ||
+    !incoming ||
+    !outgoing ||
+    typeof incoming.window !== "number" ||
+    typeof outgoing.id !== "number" ||
+    typeof push !== "function" ||
+    typeof protocol?.channelWindowAdjust !== "function"
+  ) {
+    return;
+  }
+  const topUp = () => {
+    if (outgoing.state !== "open") return;
+    const amount = windowBytes - (incoming.window as number);
+    if (amount < WINDOW_STEP) return;
+    incoming.window = (incoming.window as number) + amount;
+    protocol.channelWindowAdjust!(outgoing.id as number, amount);
+  };
+  topUp();
+  // ssh2 subtracts each CHANNEL_DATA from the window, then hands it to push(): credit goes back right after. Kept
+  // above half the window, ssh2's own top-up (at 1 MiB) never fires.
+  channel.push = function (this: unknown, data: Buffer) {
+    const result = push.call(this, data);
+    topUp();
+    return result;
+  };
 }
 
 function corkPerTick(sock: Socket): void {
@@ -614,13 +674,14 @@ async function pipelinedWrite(
   return offset;
 }
 
-/** A Readable over a remote file with up to MAX_READ_REQUESTS_IN_FLIGHT READs outstanding, delivered in order. */
+/** A Readable over a remote file with up to MAX_READ_BYTES_IN_FLIGHT of READs outstanding, delivered in order. */
 class PipelinedReader extends Readable {
   private handle: Buffer | undefined;
   private opening = false;
   private nextOffset = 0;
   private delivered = 0;
   private inFlight = 0;
+  private inFlightBytes = 0;
   private wanting = false;
   private ended = false;
   private readonly chunks = new Map<number, Buffer>();
@@ -675,14 +736,21 @@ class PipelinedReader extends Readable {
       return;
     }
     const len = maxReadLen(this.sftp);
-    // Refill in batches once half the requests are answered, not one per answer: each batch is one writev and one
-    // wake-up of the server, where a request per answer cost a syscall per 255 KiB read (docs/benchmarks.md).
-    const refill = this.inFlight <= MAX_READ_REQUESTS_IN_FLIGHT / 2;
-    while (refill && this.wanting && this.inFlight < MAX_READ_REQUESTS_IN_FLIGHT && this.nextOffset < this.size) {
+    // Refill in batches once a quarter of the bytes are answered, not one request per answer: each batch is one
+    // writev and one wake-up of the server, where a request per answer cost a syscall per 255 KiB read
+    // (docs/benchmarks.md). Counted in bytes, so servers with small READs (ProFTPD: 32 KiB) keep as much in flight.
+    const refill = this.inFlightBytes <= (MAX_READ_BYTES_IN_FLIGHT * 3) / 4;
+    while (
+      refill &&
+      this.wanting &&
+      this.inFlightBytes + len <= MAX_READ_BYTES_IN_FLIGHT &&
+      this.nextOffset < this.size
+    ) {
       const start = this.nextOffset;
       const want = Math.min(len, this.size - start);
       this.nextOffset += want;
       this.inFlight++;
+      this.inFlightBytes += want;
       this.readRange(start, want);
     }
     this.watch();
@@ -706,6 +774,7 @@ class PipelinedReader extends Readable {
       // Servers may answer short; ask for the rest of this range before handing it on, to keep order simple.
       if (got < want) return this.readRange(start, want, parts, got);
       this.inFlight--;
+      this.inFlightBytes -= want;
       this.chunks.set(start, parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts));
       this.flush();
     });

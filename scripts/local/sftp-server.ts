@@ -95,6 +95,11 @@ export interface SftpServerObserved {
    * MAX_RENAMES_KEPT): how many times a file was put into place, i.e. delivered.
    */
   renamedTo: string[];
+  /**
+   * The most channel window any client had granted this server when it answered a READ: how much a client lets the
+   * server send ahead of its own reading (ssh2 alone: 2 MiB at most).
+   */
+  maxClientWindow: number;
 }
 
 export interface EmbeddedSftpServer {
@@ -171,7 +176,16 @@ export async function startSftpServer(options: EmbeddedSftpOptions): Promise<Emb
   const root = await realpath(options.root);
 
   const stats: SftpServerStats = { sessionsOpened: 0, activeSessions: 0, maxConcurrentSessions: 0, authFailures: 0 };
-  const observed: SftpServerObserved = { handshakes: [], openWriteHandles: 0, maxOpenWriteHandles: 0, renamedTo: [] };
+  const observed: SftpServerObserved = {
+    handshakes: [],
+    openWriteHandles: 0,
+    maxOpenWriteHandles: 0,
+    renamedTo: [],
+    maxClientWindow: 0,
+  };
+  const sawClientWindow = (window: number): void => {
+    observed.maxClientWindow = Math.max(observed.maxClientWindow, window);
+  };
   const renamed = (to: string): void => {
     observed.renamedTo.push(to);
     if (observed.renamedTo.length > MAX_RENAMES_KEPT) observed.renamedTo.shift();
@@ -242,6 +256,7 @@ export async function startSftpServer(options: EmbeddedSftpOptions): Promise<Emb
             drop: () => state.socket?.destroy(),
             writeHandles,
             renamed,
+            sawClientWindow,
           });
           state.sessions.add(sftpSession);
         });
@@ -305,6 +320,7 @@ export async function startSftpServer(options: EmbeddedSftpOptions): Promise<Emb
       observed.handshakes = [];
       observed.maxOpenWriteHandles = observed.openWriteHandles;
       observed.renamedTo = [];
+      observed.maxClientWindow = 0;
     },
     close() {
       closing ??= (async () => {
@@ -524,6 +540,8 @@ interface SessionContext {
   writeHandles: { opened(): void; closed(): void };
   /** Records a file put into place by a rename. */
   renamed: (to: string) => void;
+  /** Records the window the client grants, as seen when a READ is answered. */
+  sawClientWindow: (window: number) => void;
 }
 
 type RequestHandler = (reqid: number, ...args: never[]) => Promise<void>;
@@ -717,6 +735,8 @@ class SftpSession {
         return;
       }
       if (this.dropAfter(file, bytesRead)) return;
+      const window = (this.sftp as unknown as { outgoing?: { window?: number } }).outgoing?.window;
+      if (typeof window === "number") this.ctx.sawClientWindow(window);
       this.sftp.data(reqid, bytesRead === wanted ? buffer : buffer.subarray(0, bytesRead));
     });
   }

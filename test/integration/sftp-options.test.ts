@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { readFile, readdir } from "node:fs/promises";
+import { mkdir, readFile, readdir, writeFile } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { reportMetrics, type BridgeConfigInput, type RunReport } from "../../lambda/bridge";
@@ -216,5 +216,35 @@ describe("SFTP endpoint options on the embedded server", () => {
     for (const [key, body] of bodies) {
       expect(sha(await readFile(env.local(`/IN/many/${key.split("/").pop()!}`)))).toBe(sha(body));
     }
+  }, 60_000);
+
+  it("windowBytes: a pull grants the server the configured window (ssh2 alone never grants more than 2 MiB)", async () => {
+    const body = pattern(24 * 1024 * KiB, 9);
+    await mkdir(env.local("/OUT/window"), { recursive: true });
+    await writeFile(env.local("/OUT/window/big.bin"), body);
+    const pullOnce = async (windowBytes?: number) => {
+      env.sftp.resetStats();
+      const report = await env
+        .bridge(
+          env.config((doc) => {
+            doc.streams.psp!.pull = {
+              from: "/OUT/window",
+              to: "window/",
+              minAgeSeconds: 0,
+              stableCheckMs: 0,
+              after: "delete",
+            };
+            if (windowBytes !== undefined) doc.streams.psp!.sftp.windowBytes = windowBytes;
+          }),
+        )
+        .pull(["psp"]);
+      expect(report.streams[0]?.files).toBe(1);
+      expect(sha((await env.get("psp/window/big.bin"))!)).toBe(sha(body));
+      await writeFile(env.local("/OUT/window/big.bin"), body);
+      return env.sftp.observed.maxClientWindow;
+    };
+    // Credit goes back in steps as the data arrives, so the window stays near what was granted, far above 2 MiB.
+    expect(await pullOnce()).toBeGreaterThan(12 * 1024 * KiB);
+    expect(await pullOnce(4 * 1024 * KiB)).toBeLessThanOrEqual(4 * 1024 * KiB);
   }, 60_000);
 });

@@ -44,6 +44,17 @@ export const sftpSchema = z.strictObject({
   readyTimeoutMs: z.number().int().positive().default(20_000),
   operationTimeoutMs: z.number().int().positive().default(60_000),
   keepaliveIntervalMs: z.number().int().nonnegative().default(10_000),
+  /**
+   * The SSH channel window granted to the server: how far ahead of our reading a pull lets the partner send. Reads
+   * keep at most 4 MiB outstanding whatever this says; 16 MiB leaves ssh2 room to return credit early. Lower it only
+   * for a server that misbehaves with large windows.
+   */
+  windowBytes: z
+    .number()
+    .int()
+    .min(2 * 1024 * 1024, "at least 2 MiB (2097152), ssh2's own window")
+    .max(1024 * 1024 * 1024)
+    .default(16 * 1024 * 1024),
   /** Files transferred at once over the stream's single SSH connection. */
   concurrency: z.number().int().min(1).max(32).default(4),
   /** Overrides for legacy servers; each list replaces ssh2's defaults for that category. */
