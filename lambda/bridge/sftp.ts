@@ -82,6 +82,11 @@ const PERMISSION_DENIED = 3;
 export const DEFAULT_WINDOW_BYTES = 16 * 1024 * 1024;
 const MAX_WRITE_BYTES_IN_FLIGHT = 8 * 1024 * 1024;
 const MAX_READ_BYTES_IN_FLIGHT = 4 * 1024 * 1024;
+/**
+ * A partner this far away (the quickest READ answer, in ms) gets more READ bytes in flight: up to three quarters of the
+ * window. On loopback more in flight only costs (a 128 MiB read: 245 MB/s with 4 MiB, 140 MB/s with 8 MiB).
+ */
+const DISTANT_MS = 10;
 const CLOSE_GRACE_MS = 2000;
 
 /** The SFTP status of an error, whether it came raw from ssh2 (a number) or via ssh2-sftp-client (an errno name). */
@@ -525,8 +530,13 @@ class Ssh2Session implements SftpSession {
   }
 
   read(path: string, size: number): Readable {
-    const reader = new PipelinedReader(this.sftp, path, size, this.target.operationTimeoutMs, (op, err) =>
-      opError(op, path, err, this.ctx),
+    const reader = new PipelinedReader(
+      this.sftp,
+      path,
+      size,
+      this.target.operationTimeoutMs,
+      (op, err) => opError(op, path, err, this.ctx),
+      this.target.windowBytes,
     );
     if (this.gone) {
       reader.destroy(this.gone);
@@ -674,7 +684,10 @@ async function pipelinedWrite(
   return offset;
 }
 
-/** A Readable over a remote file with up to MAX_READ_BYTES_IN_FLIGHT of READs outstanding, delivered in order. */
+/**
+ * A Readable over a remote file with up to MAX_READ_BYTES_IN_FLIGHT of READs outstanding (more for a distant server),
+ * delivered in order.
+ */
 class PipelinedReader extends Readable {
   private handle: Buffer | undefined;
   private opening = false;
@@ -685,6 +698,9 @@ class PipelinedReader extends Readable {
   private wanting = false;
   private ended = false;
   private readonly chunks = new Map<number, Buffer>();
+  private limit = MAX_READ_BYTES_IN_FLIGHT;
+  /** The quickest answer so far: a READ issued with nothing ahead of it comes back in about one round trip. */
+  private quickestMs = Infinity;
 
   constructor(
     private readonly sftp: SFTPWrapper,
@@ -692,6 +708,7 @@ class PipelinedReader extends Readable {
     private readonly size: number,
     private readonly timeoutMs: number,
     private readonly wrapError: (op: string, err: unknown) => Error,
+    private readonly windowBytes: number = DEFAULT_WINDOW_BYTES,
   ) {
     super({ highWaterMark: 4 * 1024 * 1024 });
   }
@@ -739,13 +756,8 @@ class PipelinedReader extends Readable {
     // Refill in batches once a quarter of the bytes are answered, not one request per answer: each batch is one
     // writev and one wake-up of the server, where a request per answer cost a syscall per 255 KiB read
     // (docs/benchmarks.md). Counted in bytes, so servers with small READs (ProFTPD: 32 KiB) keep as much in flight.
-    const refill = this.inFlightBytes <= (MAX_READ_BYTES_IN_FLIGHT * 3) / 4;
-    while (
-      refill &&
-      this.wanting &&
-      this.inFlightBytes + len <= MAX_READ_BYTES_IN_FLIGHT &&
-      this.nextOffset < this.size
-    ) {
+    const refill = this.inFlightBytes <= (this.limit * 3) / 4;
+    while (refill && this.wanting && this.inFlightBytes + len <= this.limit && this.nextOffset < this.size) {
       const start = this.nextOffset;
       const want = Math.min(len, this.size - start);
       this.nextOffset += want;
@@ -758,9 +770,14 @@ class PipelinedReader extends Readable {
 
   private readRange(start: number, want: number, parts: Buffer[] = [], got = 0): void {
     const buf = Buffer.allocUnsafe(want - got);
+    const sent = performance.now();
     this.sftp.read(this.handle as Buffer, buf, 0, buf.length, start + got, (err, bytesRead) => {
       if (this.destroyed) return;
       this.watch();
+      this.quickestMs = Math.min(this.quickestMs, performance.now() - sent);
+      if (this.quickestMs >= DISTANT_MS) {
+        this.limit = Math.max(MAX_READ_BYTES_IN_FLIGHT, Math.floor((this.windowBytes * 3) / 4));
+      }
       if (err || bytesRead === 0) {
         // EOF before the size we listed: the file shrank or was replaced while we read it.
         return this.destroy(

@@ -100,6 +100,8 @@ export interface SftpServerObserved {
    * server send ahead of its own reading (ssh2 alone: 2 MiB at most).
    */
   maxClientWindow: number;
+  /** The most bytes of READ requests received and not yet answered at once, over every connection. */
+  maxPendingReadBytes: number;
 }
 
 export interface EmbeddedSftpServer {
@@ -182,6 +184,12 @@ export async function startSftpServer(options: EmbeddedSftpOptions): Promise<Emb
     maxOpenWriteHandles: 0,
     renamedTo: [],
     maxClientWindow: 0,
+    maxPendingReadBytes: 0,
+  };
+  let pendingReadBytes = 0;
+  const readsPending = (delta: number): void => {
+    pendingReadBytes += delta;
+    observed.maxPendingReadBytes = Math.max(observed.maxPendingReadBytes, pendingReadBytes);
   };
   const sawClientWindow = (window: number): void => {
     observed.maxClientWindow = Math.max(observed.maxClientWindow, window);
@@ -257,6 +265,7 @@ export async function startSftpServer(options: EmbeddedSftpOptions): Promise<Emb
             writeHandles,
             renamed,
             sawClientWindow,
+            readsPending,
           });
           state.sessions.add(sftpSession);
         });
@@ -321,6 +330,7 @@ export async function startSftpServer(options: EmbeddedSftpOptions): Promise<Emb
       observed.maxOpenWriteHandles = observed.openWriteHandles;
       observed.renamedTo = [];
       observed.maxClientWindow = 0;
+      observed.maxPendingReadBytes = pendingReadBytes;
     },
     close() {
       closing ??= (async () => {
@@ -542,6 +552,8 @@ interface SessionContext {
   renamed: (to: string) => void;
   /** Records the window the client grants, as seen when a READ is answered. */
   sawClientWindow: (window: number) => void;
+  /** Counts READ bytes requested and not yet answered (+ on arrival, - once answered). */
+  readsPending: (delta: number) => void;
 }
 
 type RequestHandler = (reqid: number, ...args: never[]) => Promise<void>;
@@ -606,11 +618,14 @@ class SftpSession {
   private route(event: string, handler: RequestHandler): void {
     this.sftp.on(event, (reqid: number, ...args: never[]) => {
       this.running += 1;
+      const readBytes = event === "READ" ? Number(args[2]) || 0 : 0;
+      if (readBytes) this.ctx.readsPending(readBytes);
       const run = (): void => {
         handler
           .call(this, reqid, ...args)
           .catch((err: unknown) => this.fail(reqid, event, args, err))
           .finally(() => {
+            if (readBytes) this.ctx.readsPending(-readBytes);
             this.running -= 1;
             this.endIfIdle();
           });
