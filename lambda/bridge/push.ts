@@ -227,13 +227,13 @@ async function pushOne(batch: PushBatch, { item, relative }: Routed): Promise<vo
     sftpSession = await batch.session.get();
     const dir = posix.dirname(destination);
     batch.sweeper.sweep(sftpSession, dir);
-    await sftpSession.mkdirp(dir);
     const hash = createHash("sha256");
     const { bytes } = await sftpSession.write(destination, object.body, {
       atomic: pushConfig.atomic,
       tempSuffix: pushConfig.tempSuffix,
       expectedSize: object.size,
       hash,
+      createDirs: true,
     });
     const sha256 = hash.digest("hex");
     const finished = ctx.clock();

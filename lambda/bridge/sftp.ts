@@ -46,6 +46,11 @@ export interface WriteOptions {
   expectedSize?: number;
   /** Updated with every byte written (receipts carry the SHA-256). */
   hash?: Hash;
+  /**
+   * Create the directory (mkdir -p) if the server says it is missing: a look only when needed, not one per folder
+   * per batch before the first write.
+   */
+  createDirs?: boolean;
 }
 
 export interface SftpSession {
@@ -486,7 +491,14 @@ class Ssh2Session implements SftpSession {
       : path;
     let bytes = 0;
     try {
-      const handle = await this.op("open", tempPath, () => this.openHandle(tempPath, "w"));
+      let handle: Buffer;
+      try {
+        handle = await this.guard(this.openHandle(tempPath, "w"), () => `sftp open ${tempPath}`);
+      } catch (err) {
+        if (!options.createDirs || sftpCode(err) !== NO_SUCH_FILE) throw opError("open", tempPath, err, this.ctx);
+        await this.mkdirp(dir);
+        handle = await this.op("open", tempPath, () => this.openHandle(tempPath, "w"));
+      }
       let failure: unknown;
       bytes = await pipelinedWrite(
         this.sftp,
@@ -499,10 +511,19 @@ class Ssh2Session implements SftpSession {
         failure = err;
         return 0;
       });
+      // The size is asked on the handle together with the close, in one round trip; a server that does not answer
+      // FSTAT (or answers it after the close) is asked by path afterwards.
+      const sized =
+        failure === undefined
+          ? this.guard(this.fstatHandle(handle), () => `sftp fstat ${tempPath}`).then(
+              (st) => statToFile(tempPath, st),
+              () => undefined,
+            )
+          : undefined;
       // The server may only report a failed write (disk full) on close, so a close error counts too.
       await this.op("close", tempPath, () => this.closeHandle(handle)).catch((err: unknown) => (failure ??= err));
       if (failure !== undefined) throw failure;
-      const written = await this.stat(tempPath);
+      const written = (await sized) ?? (await this.stat(tempPath));
       if (
         !written ||
         written.size !== bytes ||
@@ -585,6 +606,10 @@ class Ssh2Session implements SftpSession {
     return new Promise((resolve, reject) =>
       this.sftp.open(path, flags, (err, handle) => (err ? reject(err) : resolve(handle))),
     );
+  }
+
+  private fstatHandle(handle: Buffer): Promise<Stats> {
+    return new Promise((resolve, reject) => this.sftp.fstat(handle, (err, st) => (err ? reject(err) : resolve(st))));
   }
 
   private closeHandle(handle: Buffer): Promise<void> {

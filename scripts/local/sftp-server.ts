@@ -102,6 +102,8 @@ export interface SftpServerObserved {
   maxClientWindow: number;
   /** The most bytes of READ requests received and not yet answered at once, over every connection. */
   maxPendingReadBytes: number;
+  /** SFTP requests received, by ssh2's event name (OPEN, WRITE, FSTAT, STAT, EXTENDED, ...), over every connection. */
+  requests: Record<string, number>;
 }
 
 export interface EmbeddedSftpServer {
@@ -185,6 +187,7 @@ export async function startSftpServer(options: EmbeddedSftpOptions): Promise<Emb
     renamedTo: [],
     maxClientWindow: 0,
     maxPendingReadBytes: 0,
+    requests: {},
   };
   let pendingReadBytes = 0;
   const readsPending = (delta: number): void => {
@@ -266,6 +269,9 @@ export async function startSftpServer(options: EmbeddedSftpOptions): Promise<Emb
             renamed,
             sawClientWindow,
             readsPending,
+            requested: (event: string) => {
+              observed.requests[event] = (observed.requests[event] ?? 0) + 1;
+            },
           });
           state.sessions.add(sftpSession);
         });
@@ -331,6 +337,7 @@ export async function startSftpServer(options: EmbeddedSftpOptions): Promise<Emb
       observed.renamedTo = [];
       observed.maxClientWindow = 0;
       observed.maxPendingReadBytes = pendingReadBytes;
+      observed.requests = {};
     },
     close() {
       closing ??= (async () => {
@@ -554,6 +561,8 @@ interface SessionContext {
   sawClientWindow: (window: number) => void;
   /** Counts READ bytes requested and not yet answered (+ on arrival, - once answered). */
   readsPending: (delta: number) => void;
+  /** Counts a request by its event name. */
+  requested: (event: string) => void;
 }
 
 type RequestHandler = (reqid: number, ...args: never[]) => Promise<void>;
@@ -618,6 +627,7 @@ class SftpSession {
   private route(event: string, handler: RequestHandler): void {
     this.sftp.on(event, (reqid: number, ...args: never[]) => {
       this.running += 1;
+      this.ctx.requested(event);
       const readBytes = event === "READ" ? Number(args[2]) || 0 : 0;
       if (readBytes) this.ctx.readsPending(readBytes);
       const run = (): void => {

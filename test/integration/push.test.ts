@@ -278,4 +278,26 @@ describe("push S3 -> SFTP on s3rver and the embedded SFTP server", () => {
     // A figure for the issue note, not an assertion: speed is judged by `npm run bench`.
     console.log(`push 200 MiB: ${(200 / seconds).toFixed(1)} MiB/s`);
   }, 120_000);
+
+  it("a file into an existing folder costs open, write, fstat with close, and rename: no STAT on the way", async () => {
+    await env.put("psp/outbound/trips/one.xml", "<one/>");
+    await env.bridge().push([{ bucket: env.bucket, key: "psp/outbound/trips/one.xml" }]);
+    await env.put("psp/outbound/trips/two.xml", "<two/>");
+    env.sftp.resetStats();
+    const report = await env.bridge().push([{ bucket: env.bucket, key: "psp/outbound/trips/two.xml" }]);
+    expect(report.streams[0]?.files).toBe(1);
+    const { OPEN, WRITE, FSTAT, CLOSE, STAT, LSTAT, EXTENDED, MKDIR } = env.sftp.observed.requests;
+    // The folder is not looked at before the write (it exists), and the size is asked on the open handle.
+    expect({ STAT, LSTAT, MKDIR }).toEqual({ STAT: undefined, LSTAT: undefined, MKDIR: undefined });
+    // EXTENDED: limits@openssh.com when the session starts, then posix-rename@openssh.com.
+    expect({ WRITE, FSTAT, EXTENDED }).toEqual({ WRITE: 1, FSTAT: 1, EXTENDED: 2 });
+    // One file handle, plus the folder listing of the stale-temp sweep.
+    expect(OPEN).toBe(1);
+    expect(CLOSE).toBe(2);
+    // A new folder is made when the server says it is missing.
+    await env.put("psp/outbound/trips/new/deeper/three.xml", "<three/>");
+    const made = await env.bridge().push([{ bucket: env.bucket, key: "psp/outbound/trips/new/deeper/three.xml" }]);
+    expect(made.ok).toBe(true);
+    expect(await readFile(env.local("/IN/trips/new/deeper/three.xml"), "utf8")).toBe("<three/>");
+  });
 });
