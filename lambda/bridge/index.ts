@@ -10,6 +10,7 @@ export * from "./sftp";
 export * from "./s3";
 export * from "./receipts";
 export * from "./claims";
+export * from "./pulled-state";
 export * from "./context";
 export * from "./push";
 export * from "./pull";

@@ -4,7 +4,8 @@ import { Transform, pipeline, type TransformCallback } from "node:stream";
 import type { PullConfig, StreamConfig } from "./config/schema";
 import type { EngineContext, RunOptions } from "./context";
 import { Backlog, mapLimit, sleep } from "./concurrency";
-import { S3Error, VerifyError, describeError, type ErrorContext } from "./errors";
+import { BridgeError, S3Error, VerifyError, describeError, type ErrorContext } from "./errors";
+import { PulledState } from "./pulled-state";
 import { doneName, matchesPatterns, remoteRelative } from "./paths";
 import { pullDestPrefix, requireStream } from "./routing";
 import { StreamReportBuilder, giltLine, type StreamReport } from "./report";
@@ -84,9 +85,11 @@ async function pullStream(ctx: EngineContext, stream: string, options: PullOptio
     backlog: new Backlog(config.sftp.concurrency),
   };
 
+  let listed: RemoteFile[] | undefined;
   try {
+    if (pullConfig.after === "leave") batch.pulled = await loadPulledState(batch);
     const sftp = await batch.session.get();
-    const listed = await listFiles(sftp, pullConfig.from, pullConfig.recursive, [batch.doneDir]);
+    listed = await listFiles(sftp, pullConfig.from, pullConfig.recursive, [batch.doneDir]);
     let candidates = selectCandidates(batch, listed);
     if (pullConfig.stableCheckMs > 0 && candidates.length) {
       candidates = await stableOnly(batch, sftp, candidates);
@@ -101,12 +104,14 @@ async function pullStream(ctx: EngineContext, stream: string, options: PullOptio
     }
     candidates = candidates.slice(0, pullConfig.maxFiles);
     await mapLimit(candidates, config.sftp.concurrency, (candidate) => pullOne(batch, candidate));
+    if (pullConfig.doneRetentionDays > 0 && pullConfig.after === "move") await expireArchive(batch, sftp);
   } catch (err) {
     // Connecting or listing failed: nothing was touched.
     report.addFailed(`sftp://${config.sftp.host}${pullConfig.from}`, err);
     ctx.logger.warn("pull failed", { stream, error: describeError(err) });
   } finally {
     await Promise.all([batch.backlog.drain(), batch.session.close()]);
+    await savePulledState(batch, listed);
   }
   const built = report.build();
   ctx.logger.info(giltLine(built), { stream, direction: "pull", files: built.files, bytes: built.bytes });
@@ -132,6 +137,8 @@ interface PullBatch {
   destPrefix: string;
   trigger: NonNullable<Receipt["trigger"]>;
   backlog: Backlog;
+  /** after: leave only: the files pulled before, by path, size and mtime. */
+  pulled?: PulledState;
 }
 
 /** A remote path fit for a report line and a log: control characters shown escaped, not acted on. */
@@ -161,7 +168,10 @@ function selectCandidates(batch: PullBatch, listed: RemoteFile[]): Candidate[] {
       ctx.logger.warn(PULL_REFUSED, { stream: batch.stream, source: printable(file.path), reason: "unsafe-name" });
       continue;
     }
-    if (matchesPatterns(file.name, pullConfig.ignore)) {
+    if (batch.pulled?.has(file.path, file.size, file.mtimeMs)) {
+      // after: leave keeps every pulled file on the server: counted, not listed, or each run would list them all.
+      report.addAlreadyPulled();
+    } else if (matchesPatterns(file.name, pullConfig.ignore)) {
       report.addSkipped({ source: file.path, reason: "ignored" });
     } else if (!matchesPatterns(relative, pullConfig.patterns)) {
       report.addSkipped({
@@ -228,6 +238,12 @@ async function pullOne(batch: PullBatch, { file, relative }: Candidate): Promise
     }
     const sha256 = hash.digest("hex");
     const archived = await archive(active, pullConfig, batch.doneDir, file, relative, new Date(ctx.clock()));
+    batch.pulled?.record(file.path, {
+      size: file.size,
+      mtimeMs: file.mtimeMs,
+      key,
+      pulledAt: new Date(ctx.clock()).toISOString(),
+    });
     const finished = ctx.clock();
     const versionId = uploaded.versionId ?? stored.versionId;
     const receipt: Receipt = {
@@ -390,6 +406,7 @@ async function archive(
     await sftp.remove(file.path);
     return "deleted";
   }
+  if (pullConfig.after === "leave") return "left in place";
   const dir = posix.join(doneDir, posix.dirname(relative));
   await sftp.mkdirp(dir);
   const name = await doneName(
@@ -400,7 +417,74 @@ async function archive(
   const target = posix.join(dir, name);
   // Never replace: an earlier archived copy with the same name is a different delivery.
   await sftp.rename(file.path, target, false);
+  // A move keeps the partner's mtime; archive retention counts from the archiving, so the archive time is stamped.
+  if (pullConfig.doneRetentionDays > 0) await sftp.setTimes(target, at);
   return target;
+}
+
+function pulledStateLocation(batch: PullBatch): { bucket: string; key: string } {
+  const { ctx, stream } = batch;
+  return { bucket: ctx.receipts.bucketFor(stream), key: `${ctx.config.receipts.prefix}${stream}/pulled-state.json` };
+}
+
+async function loadPulledState(batch: PullBatch): Promise<PulledState> {
+  const { bucket, key } = pulledStateLocation(batch);
+  return PulledState.load(batch.ctx.s3, bucket, key);
+}
+
+/**
+ * Saves what a leave-in-place pull took, forgetting files no longer listed; when nothing could be listed, nothing is
+ * forgotten. A failure to save is reported: the next run would pull those files again.
+ */
+async function savePulledState(batch: PullBatch, listed: RemoteFile[] | undefined): Promise<void> {
+  const state = batch.pulled;
+  if (!state) return;
+  try {
+    if (listed) state.prune(new Set(listed.map((f) => f.path)));
+    await state.save();
+  } catch (err) {
+    batch.report.addFailed(
+      `s3://${state.bucket}/${state.key}`,
+      new S3Error(
+        "S3_OPERATION_FAILED",
+        `pull ${batch.stream}: could not save which files were pulled (${describeError(err).message}); the next run may pull them again`,
+        { cause: err, context: { bucket: state.bucket, key: state.key }, retryable: true },
+      ),
+    );
+  }
+}
+
+/**
+ * pull.doneRetentionDays: archived files older than that (by their archive time, stamped as their mtime when they were
+ * moved) are deleted from the done dir. Reported one by one; a failure is logged and left for the next run, never a
+ * failure of the pull.
+ */
+async function expireArchive(batch: PullBatch, sftp: SftpSession): Promise<void> {
+  const { ctx, pullConfig, report, stream } = batch;
+  const cutoff = ctx.clock() - pullConfig.doneRetentionDays * 86_400_000;
+  let archived: RemoteFile[];
+  try {
+    archived = await listFiles(sftp, batch.doneDir, true, []);
+  } catch (err) {
+    if (err instanceof BridgeError && /no such file/i.test(err.message)) return;
+    ctx.logger.warn("could not list the done dir for retention", { stream, error: describeError(err) });
+    return;
+  }
+  for (const file of archived) {
+    if (file.mtimeMs >= cutoff) continue;
+    try {
+      await sftp.remove(file.path);
+      const ageSeconds = Math.round((ctx.clock() - file.mtimeMs) / 1000);
+      report.addCleaned({ path: file.path, bytes: file.size, ageSeconds, reason: "archive-expired" });
+      ctx.logger.info("removed an archived file past doneRetentionDays", { stream, path: file.path, ageSeconds });
+    } catch (err) {
+      ctx.logger.warn("could not remove an expired archived file", {
+        stream,
+        path: file.path,
+        error: describeError(err),
+      });
+    }
+  }
 }
 
 /**

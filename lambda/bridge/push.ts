@@ -418,7 +418,7 @@ class TempSweeper {
       if (entry.type !== "file" || !this.pattern.test(entry.name) || entry.mtimeMs > cutoff) continue;
       await session.remove(entry.path);
       const ageSeconds = Math.round((this.ctx.clock() - entry.mtimeMs) / 1000);
-      this.report.addCleaned({ path: entry.path, bytes: entry.size, ageSeconds });
+      this.report.addCleaned({ path: entry.path, bytes: entry.size, ageSeconds, reason: "stale-temp" });
       this.ctx.logger.warn("removed a stale temporary file of an interrupted push", {
         stream: this.stream,
         path: entry.path,

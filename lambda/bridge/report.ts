@@ -40,6 +40,8 @@ export interface CleanedFile {
   path: string;
   bytes: number;
   ageSeconds: number;
+  /** stale-temp: a push's temporary file left by a killed run; archive-expired: past pull.doneRetentionDays. */
+  reason: "stale-temp" | "archive-expired";
 }
 
 export interface FailedFile {
@@ -65,8 +67,10 @@ export interface StreamReport {
   failed: FailedFile[];
   /** Dry runs only: what would have been moved. */
   planned?: PlannedFile[];
-  /** Left-overs of interrupted runs removed by this one; absent when none. */
+  /** Left-overs of interrupted runs and expired archives removed by this run; absent when none. */
   cleaned?: CleanedFile[];
+  /** after: leave only: files listed that were pulled before and have not changed since; absent when none. */
+  alreadyPulled?: number;
   files: number;
   bytes: number;
   durationMs: number;
@@ -87,6 +91,7 @@ export class StreamReportBuilder {
   private readonly failed: FailedFile[] = [];
   private planned: PlannedFile[] | undefined;
   private readonly cleaned: CleanedFile[] = [];
+  private alreadyPulled = 0;
   private readonly started: number;
 
   constructor(
@@ -109,6 +114,9 @@ export class StreamReportBuilder {
   addCleaned(file: CleanedFile): void {
     this.cleaned.push(file);
   }
+  addAlreadyPulled(): void {
+    this.alreadyPulled++;
+  }
   addFailed(source: string, err: unknown, ref?: string): void {
     this.failed.push({ source, ...describeError(err), ...(ref === undefined ? {} : { ref }) });
   }
@@ -122,6 +130,7 @@ export class StreamReportBuilder {
       failed: this.failed,
       ...(this.planned ? { planned: this.planned } : {}),
       ...(this.cleaned.length ? { cleaned: this.cleaned } : {}),
+      ...(this.alreadyPulled ? { alreadyPulled: this.alreadyPulled } : {}),
       files: this.moved.length,
       bytes: this.moved.reduce((n, f) => n + f.bytes, 0),
       durationMs: this.clock() - this.started,

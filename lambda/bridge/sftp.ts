@@ -65,6 +65,8 @@ export interface SftpSession {
   /** Moves a file; `replace` overwrites an existing target (atomically where the server supports posix-rename). */
   rename(from: string, to: string, replace: boolean): Promise<void>;
   remove(path: string): Promise<void>;
+  /** Sets a file's access and modification times. */
+  setTimes(path: string, at: Date): Promise<void>;
   readonly supportsPosixRename: boolean;
   close(): Promise<void>;
 }
@@ -585,6 +587,18 @@ class Ssh2Session implements SftpSession {
       }
       throw opError("rename", `${from} -> ${to}`, err, this.ctx);
     }
+  }
+
+  async setTimes(path: string, at: Date): Promise<void> {
+    const seconds = Math.floor(at.getTime() / 1000);
+    await this.op(
+      "setstat",
+      path,
+      () =>
+        new Promise<void>((resolve, reject) =>
+          this.sftp.utimes(path, seconds, seconds, (err) => (err ? reject(err) : resolve())),
+        ),
+    );
   }
 
   async remove(path: string): Promise<void> {

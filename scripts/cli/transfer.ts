@@ -66,8 +66,13 @@ function summarise(report: RunReport, io: Io): number {
     for (const f of s.skipped) io.out(`  skipped ${f.source}: ${f.reason}${f.detail ? ` (${f.detail})` : ""}`);
     for (const f of s.failed) io.out(`  FAILED  ${f.source}: ${f.message}`);
     for (const f of s.cleaned ?? []) {
-      io.out(`  removed ${f.path}: a temporary file of an interrupted push (${size(f.bytes)}, ${f.ageSeconds} s old)`);
+      const what =
+        f.reason === "stale-temp"
+          ? `a temporary file of an interrupted push (${size(f.bytes)}, ${f.ageSeconds} s old)`
+          : `archived ${Math.floor(f.ageSeconds / 86_400)} days ago, past pull.doneRetentionDays (${size(f.bytes)})`;
+      io.out(`  removed ${f.path}: ${what}`);
     }
+    if (s.alreadyPulled) io.out(`  ${plural(s.alreadyPulled, "file")} left in place and unchanged since pulled`);
     failed += s.failed.length;
     io.out(
       `${s.stream} ${s.direction}: ${plural(s.files, "file")} moved (${size(s.bytes)}), ` +

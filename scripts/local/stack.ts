@@ -61,7 +61,7 @@ export interface StreamInfo {
     from: string;
     dest: string;
     doneDir: string;
-    after: "move" | "delete";
+    after: "move" | "delete" | "leave";
     everyMs: number;
     patterns: string[];
     minAgeSeconds: number;
@@ -418,7 +418,11 @@ function instructions(stack: LocalStack): string {
     if (s.pull) {
       const files = s.pull.minAgeSeconds ? `files at least ${s.pull.minAgeSeconds} s old` : "new files";
       const when = s.pull.everyMs > 0 ? `every ${s.pull.everyMs / 1000} s` : "on each pull (no schedule: invoke it)";
-      const after = s.pull.after === "move" ? `the originals moved to ${s.pull.doneDir}` : "the originals deleted";
+      const after = {
+        move: `the originals moved to ${s.pull.doneDir}`,
+        delete: "the originals deleted",
+        leave: "the originals left in place (taken again only when they change)",
+      }[s.pull.after];
       say(
         `  SFTP -> S3: put a file${matching(s.pull.patterns)} in the SFTP folder ${s.pull.from} (on disk: ${onDisk(s.pull.from)})`,
       );

@@ -92,7 +92,14 @@ export const pullSchema = z.strictObject({
   to: z.string().default(""),
   patterns: z.array(pattern).min(1).default(["**"]),
   recursive: z.boolean().default(false),
-  after: z.enum(["move", "delete"]).default("move"),
+  /**
+   * What happens to a file on the server once its S3 copy is verified: `move` to doneDir, `delete`, or `leave` it in
+   * place (partners that allow neither): the bridge then remembers each file by path, size and mtime (next to the
+   * receipts) and pulls it again only when it changes.
+   */
+  after: z.enum(["move", "delete", "leave"]).default("move"),
+  /** Archived files in doneDir older than this many days (since archiving) are deleted; 0 keeps them forever. */
+  doneRetentionDays: z.number().int().nonnegative().default(0),
   /** Relative to `from` (or absolute); skipped when listing. */
   doneDir: z.string().min(1).default(".done"),
   /**

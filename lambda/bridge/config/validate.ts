@@ -316,6 +316,19 @@ function overlapIssues(checked: Checked, sound: Set<string>, out: ConfigIssue[])
 function streamRuleIssues(checked: Checked, options: ValidateOptions, out: ConfigIssue[]): void {
   for (const [name, s] of Object.entries(checked.streams)) {
     if (!s.push && !s.pull) out.push({ path: at(name), message: "a stream needs push, pull or both" });
+    if (s.pull?.after === "leave" && checked.receipts?.enabled === false) {
+      out.push({
+        path: at(name, "pull", "after"),
+        message:
+          "after: leave remembers what was pulled next to the receipts; with receipts.enabled: false every run would pull every file again",
+      });
+    }
+    if (s.pull && s.pull.after !== "move" && (s.pull.doneRetentionDays ?? 0) > 0) {
+      out.push({
+        path: at(name, "pull", "doneRetentionDays"),
+        message: `only applies to archived files (after: move); with after: ${s.pull.after} nothing is archived`,
+      });
+    }
     if ("file" in s.sftp.credentials && !options.allowFileCredentials) {
       out.push({
         path: at(name, "sftp", "credentials", "file"),
