@@ -1,11 +1,11 @@
 // What is measured: for each direction and file size, the bridge and its peers moving the same bytes between the same
-// two servers. Each case prepares its source and an empty destination (untimed), runs once (timed), checks what
-// arrived, and cleans up (untimed).
+// two servers, over the same link (direct, or through the latency proxy). Each case prepares its source and an empty
+// destination (untimed), runs once (timed), checks what arrived, and cleans up (untimed).
 import { rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { BridgeConfigInput, PushItem } from "../../lambda/bridge";
 import type { ChildJob } from "./child";
-import { BUCKET, LARGE_NAME, RECEIPTS_BUCKET, filesIn, type BenchEnv } from "./env";
+import { BUCKET, LARGE_NAME, RECEIPTS_BUCKET, filesIn, type BenchEnv, type Link } from "./env";
 import { measureCommand, measureNodeChild, type Sample } from "./measure";
 
 export type Group = "s3-sftp-large" | "sftp-s3-large" | "s3-sftp-small" | "sftp-s3-small";
@@ -42,6 +42,12 @@ export interface CaseOptions {
   receipts?: boolean;
   /** sftp.concurrency for the bridge's streams; undefined keeps the config default. */
   concurrency?: number;
+  /**
+   * Only what the runs over distance compare (large file: bridge, rclone, OpenSSH sftp; small files: bridge and
+   * rclone): the SDK upload never touches SFTP, and OpenSSH's `put -r`/`get -r` handle one file at a time, paying a
+   * few round trips per file.
+   */
+  distance?: boolean;
 }
 
 async function expectLocal(dir: string, files: number, bytes: number, what: string): Promise<void> {
@@ -64,25 +70,25 @@ async function expectS3(env: BenchEnv, prefix: string, files: number, bytes: num
 }
 
 export function bridgeConfig(
-  env: BenchEnv,
+  link: Link,
   receiptsPrefix: string,
   concurrency?: number,
   receipts = true,
 ): BridgeConfigInput {
-  const { sshd } = env;
+  const { server, keyFile } = link.partner;
   const sftp = {
-    host: sshd.host,
-    port: sshd.port,
-    username: sshd.username,
-    credentials: { file: env.keyFile },
-    hostKeys: [sshd.hostKeyFingerprint],
+    host: link.host,
+    port: link.port,
+    username: server.username,
+    credentials: { file: keyFile },
+    hostKeys: [server.hostKeyFingerprint],
     ...(concurrency === undefined ? {} : { concurrency }),
   };
   const stream = (size: "large" | "small") => ({
     s3: { bucket: BUCKET, prefix: `${size}/` },
     sftp,
-    push: { from: "out/", to: env.sftpDir(`bridge-push-${size}`).remote },
-    pull: { from: env.sftpDir(`bridge-pull-${size}`).remote, to: "bridge-in/" },
+    push: { from: "out/", to: link.partner.sftpDir(`bridge-push-${size}`).remote },
+    pull: { from: link.partner.sftpDir(`bridge-pull-${size}`).remote, to: "bridge-in/" },
   });
   return {
     receipts: { enabled: receipts, bucket: RECEIPTS_BUCKET, prefix: receiptsPrefix },
@@ -90,8 +96,10 @@ export function bridgeConfig(
   };
 }
 
-export async function makeCases(env: BenchEnv, options: CaseOptions): Promise<Case[]> {
+export async function makeCases(env: BenchEnv, link: Link, options: CaseOptions): Promise<Case[]> {
   const { sizes } = env;
+  const partner = link.partner;
+  const distance = options.distance ?? false;
   const large = { bytes: sizes.largeBytes, files: 1 };
   const small = { bytes: sizes.smallBytes * sizes.smallCount, files: sizes.smallCount };
   const s3Env = { endpoint: env.s3.endpoint, region: env.s3.region, credentials: env.s3.credentials };
@@ -107,7 +115,7 @@ export async function makeCases(env: BenchEnv, options: CaseOptions): Promise<Ca
       // AWS_CA_BUNDLE (set on these machines) makes rclone's S3 backend abort (FIELD-NOTES).
       if (k !== "AWS_CA_BUNDLE" && !k.startsWith("RCLONE_")) e[k] = v;
     }
-    return { ...e, ...env.rcloneSftp.env, ...env.rcloneS3.env };
+    return { ...e, ...link.rcloneSftp.env, ...env.rcloneS3.env };
   };
   const rclone = (src: string, dst: string) =>
     measureCommand(env.dir, "rclone", ["--config", "/dev/null", "copy", src, dst], rcloneEnv());
@@ -120,17 +128,17 @@ export async function makeCases(env: BenchEnv, options: CaseOptions): Promise<Ca
       "-b",
       batchFile,
       "-i",
-      env.keyFile,
+      partner.keyFile,
       "-o",
       "StrictHostKeyChecking=yes",
       "-o",
-      `UserKnownHostsFile=${env.knownHosts}`,
+      `UserKnownHostsFile=${link.knownHosts}`,
       "-o",
       "BatchMode=yes",
       ...(cipher ? ["-c", cipher] : []),
       "-P",
-      String(env.sshd.port),
-      `${env.sshd.username}@${env.sshd.host}`,
+      String(link.port),
+      `${partner.server.username}@${link.host}`,
     ];
     return measureCommand(env.dir, "sftp", args);
   };
@@ -146,7 +154,7 @@ export async function makeCases(env: BenchEnv, options: CaseOptions): Promise<Ca
       await env.emptyPrefix(RECEIPTS_BUCKET, receipts);
     }
   };
-  const config = (receipts: string) => bridgeConfig(env, receipts, options.concurrency, options.receipts ?? true);
+  const config = (receipts: string) => bridgeConfig(link, receipts, options.concurrency, options.receipts ?? true);
   const engines: { tool: Tool; script: string; suffix: string }[] = [
     { tool: "bridge", script: options.childScript, suffix: "" },
     ...(options.baseline
@@ -170,7 +178,7 @@ export async function makeCases(env: BenchEnv, options: CaseOptions): Promise<Ca
         label: `bridge push${engine.suffix}`,
         ...amount,
         async run(index) {
-          const dest = await env.resetSftpDir(`bridge-push-${size}`);
+          const dest = await partner.resetSftpDir(`bridge-push-${size}`);
           const sample = await bridge(engine.script, index, (receipts) => ({
             kind: "bridge-push",
             s3: s3Env,
@@ -190,10 +198,10 @@ export async function makeCases(env: BenchEnv, options: CaseOptions): Promise<Ca
       label: "rclone copy",
       ...amount,
       async run() {
-        const dest = await env.resetSftpDir(`rclone-push-${size}`);
+        const dest = await partner.resetSftpDir(`rclone-push-${size}`);
         const sample = await rclone(
           `${env.rcloneS3.name}:${BUCKET}/${size}/out`,
-          `${env.rcloneSftp.name}:${dest.remote}`,
+          `${link.rcloneSftp.name}:${dest.remote}`,
         );
         await expectLocal(dest.local, amount.files, amount.bytes, this.id);
         await rm(dest.local, { recursive: true, force: true });
@@ -203,10 +211,12 @@ export async function makeCases(env: BenchEnv, options: CaseOptions): Promise<Ca
     const ciphers: [Tool, string | undefined, string][] =
       size === "large"
         ? [
-            ["sftp", undefined, "OpenSSH sftp put (chacha20, default)"],
+            ["sftp", undefined, `OpenSSH sftp put (${partner.defaultCipher}, default)`],
             ["sftp-gcm", "aes128-gcm@openssh.com", "OpenSSH sftp put (aes128-gcm)"],
           ]
-        : [["sftp", undefined, "OpenSSH sftp put -r"]];
+        : distance
+          ? []
+          : [["sftp", undefined, "OpenSSH sftp put -r"]];
     for (const [tool, cipher, label] of ciphers) {
       cases.push({
         id: `${up}/${tool}`,
@@ -215,7 +225,7 @@ export async function makeCases(env: BenchEnv, options: CaseOptions): Promise<Ca
         label,
         ...amount,
         async run() {
-          const dest = await env.resetSftpDir(`${tool}-put-${size}`);
+          const dest = await partner.resetSftpDir(`${tool}-put-${size}`);
           const batch =
             size === "large"
               ? [`put ${env.localLarge} ${dest.remote}/${LARGE_NAME}`]
@@ -239,7 +249,7 @@ export async function makeCases(env: BenchEnv, options: CaseOptions): Promise<Ca
         async run(index) {
           const prefix = `${size}/bridge-in/`;
           await env.emptyPrefix(BUCKET, prefix);
-          await env.stageSftpSource(`bridge-pull-${size}`, size);
+          await partner.stageSftpSource(`bridge-pull-${size}`, size);
           const sample = await bridge(engine.script, index, (receipts) => ({
             kind: "bridge-pull",
             s3: s3Env,
@@ -248,7 +258,7 @@ export async function makeCases(env: BenchEnv, options: CaseOptions): Promise<Ca
           }));
           await expectS3(env, prefix, amount.files, amount.bytes, this.id);
           await env.emptyPrefix(BUCKET, prefix);
-          await rm(env.sftpDir(`bridge-pull-${size}`).local, { recursive: true, force: true });
+          await rm(partner.sftpDir(`bridge-pull-${size}`).local, { recursive: true, force: true });
           return sample;
         },
       });
@@ -262,18 +272,18 @@ export async function makeCases(env: BenchEnv, options: CaseOptions): Promise<Ca
       async run() {
         const prefix = `${size}/rclone-in/`;
         await env.emptyPrefix(BUCKET, prefix);
-        await env.stageSftpSource(`rclone-pull-${size}`, size);
+        await partner.stageSftpSource(`rclone-pull-${size}`, size);
         const sample = await rclone(
-          `${env.rcloneSftp.name}:${env.sftpDir(`rclone-pull-${size}`).remote}`,
+          `${link.rcloneSftp.name}:${partner.sftpDir(`rclone-pull-${size}`).remote}`,
           `${env.rcloneS3.name}:${BUCKET}/${prefix.replace(/\/$/, "")}`,
         );
         await expectS3(env, prefix, amount.files, amount.bytes, this.id);
         await env.emptyPrefix(BUCKET, prefix);
-        await rm(env.sftpDir(`rclone-pull-${size}`).local, { recursive: true, force: true });
+        await rm(partner.sftpDir(`rclone-pull-${size}`).local, { recursive: true, force: true });
         return sample;
       },
     });
-    if (size === "large") {
+    if (size === "large" && !distance) {
       cases.push({
         id: `${down}/sdk`,
         group: down,
@@ -296,10 +306,12 @@ export async function makeCases(env: BenchEnv, options: CaseOptions): Promise<Ca
     const getCiphers: [Tool, string | undefined, string][] =
       size === "large"
         ? [
-            ["sftp", undefined, "OpenSSH sftp get (chacha20, default)"],
+            ["sftp", undefined, `OpenSSH sftp get (${partner.defaultCipher}, default)`],
             ["sftp-gcm", "aes128-gcm@openssh.com", "OpenSSH sftp get (aes128-gcm)"],
           ]
-        : [["sftp", undefined, "OpenSSH sftp get -r"]];
+        : distance
+          ? []
+          : [["sftp", undefined, "OpenSSH sftp get -r"]];
     for (const [tool, cipher, label] of getCiphers) {
       cases.push({
         id: `${down}/${tool}`,
@@ -308,8 +320,8 @@ export async function makeCases(env: BenchEnv, options: CaseOptions): Promise<Ca
         label,
         ...amount,
         async run() {
-          await env.stageSftpSource(`${tool}-get-${size}`, size);
-          const remote = env.sftpDir(`${tool}-get-${size}`).remote;
+          await partner.stageSftpSource(`${tool}-get-${size}`, size);
+          const remote = partner.sftpDir(`${tool}-get-${size}`).remote;
           const local = path.join(env.dir, `${tool}-get-${size}`);
           await rm(local, { recursive: true, force: true });
           const batch = size === "large" ? [`get ${remote}/${LARGE_NAME} ${local}.bin`] : [`get -r ${remote} ${local}`];
@@ -322,7 +334,7 @@ export async function makeCases(env: BenchEnv, options: CaseOptions): Promise<Ca
             await expectLocal(local, amount.files, amount.bytes, this.id);
             await rm(local, { recursive: true, force: true });
           }
-          await rm(env.sftpDir(`${tool}-get-${size}`).local, { recursive: true, force: true });
+          await rm(partner.sftpDir(`${tool}-get-${size}`).local, { recursive: true, force: true });
           return sample;
         },
       });

@@ -42,6 +42,8 @@ export interface ChildResult {
   failed: number;
   skipped: number;
   firstError?: string;
+  /** The first skipped file and why: a run that moved nothing says what the engine thought. */
+  firstSkipped?: string;
   /** Resident set after start-up and module loading, before the transfer, MiB. */
   bootRssMiB: number;
   /** Peaks sampled every 50 ms during the transfer (MiB): where the memory went. */
@@ -65,14 +67,18 @@ function s3Client(s3: S3Endpoint): S3Client {
   });
 }
 
-function summarise(report: RunReport): Pick<ChildResult, "files" | "bytes" | "failed" | "skipped" | "firstError"> {
+type Outcome = Pick<ChildResult, "files" | "bytes" | "failed" | "skipped" | "firstError" | "firstSkipped">;
+
+function summarise(report: RunReport): Outcome {
   const failed = report.streams.flatMap((s) => s.failed);
+  const skipped = report.streams.flatMap((s) => s.skipped);
   return {
     files: report.streams.reduce((n, s) => n + s.files, 0),
     bytes: report.streams.reduce((n, s) => n + s.bytes, 0),
     failed: failed.length,
     skipped: report.streams.reduce((n, s) => n + s.skipped.length, 0) + report.unrouted.length,
     firstError: failed[0] ? `${failed[0].source}: ${failed[0].code}: ${failed[0].message}` : undefined,
+    firstSkipped: skipped[0] ? JSON.stringify(skipped[0]) : undefined,
   };
 }
 
@@ -101,7 +107,7 @@ async function run(job: ChildJob): Promise<ChildResult> {
   const bootCpuS = cpuSeconds();
   const cpu0 = bootCpuS;
   const t0 = performance.now();
-  let outcome: Pick<ChildResult, "files" | "bytes" | "failed" | "skipped" | "firstError">;
+  let outcome: Outcome;
   if (job.kind === "sdk-upload") {
     const size = (await stat(job.file)).size;
     // lib-storage with its defaults: what "a plain SDK upload" means for a streamed body of unknown length.

@@ -5,6 +5,16 @@ import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { ChildJob, ChildResult } from "./child";
 
+/** What the latency proxy saw during one run (lateness: when a chunk left minus when it was due). */
+export interface ProxySample {
+  maxLatenessMs: number;
+  p99LatenessMs: number;
+  meanLatenessMs: number;
+  chunks: number;
+  /** CPU seconds of the proxy process during the run. */
+  cpuS: number;
+}
+
 export interface Sample {
   /** Seconds the transfer took (see Measurement notes in docs/benchmarks.md for what is included). */
   seconds: number;
@@ -18,6 +28,8 @@ export interface Sample {
   bootRssMiB?: number;
   /** Free text for the progress log (memory peaks of the Node children). */
   detail?: string;
+  /** Set when the client went through the latency proxy. */
+  proxy?: ProxySample;
 }
 
 const TIME = "/usr/bin/time";
@@ -78,16 +90,22 @@ export async function measureCommand(
 }
 
 /**
- * Bundles child.ts into node_modules/.cache (so its dependencies resolve from node_modules). With `engineDir`, the
- * engine is taken from that copy of lambda/bridge instead (an earlier version, for --baseline).
+ * Bundles child.ts (or another entry of this directory) into node_modules/.cache (so its dependencies resolve from
+ * node_modules). With `engineDir`, the engine is taken from that copy of lambda/bridge instead (an earlier version,
+ * for --baseline).
  */
-export async function buildChild(repoRoot: string, name = "child", engineDir?: string): Promise<string> {
+export async function buildChild(
+  repoRoot: string,
+  name = "child",
+  engineDir?: string,
+  entry = "child.ts",
+): Promise<string> {
   const { build } = await import("esbuild");
   const outdir = path.join(repoRoot, "node_modules", ".cache", "s3-sftp-bridge-bench");
   await mkdir(outdir, { recursive: true });
   const outfile = path.join(outdir, `${name}.js`);
   await build({
-    entryPoints: [path.join(__dirname, "child.ts")],
+    entryPoints: [path.join(__dirname, entry)],
     outfile,
     bundle: true,
     platform: "node",
@@ -153,6 +171,9 @@ export async function measureNodeChild(options: NodeChildOptions, job: ChildJob)
     const result = JSON.parse(line) as ChildResult;
     if (result.failed > 0) {
       throw new Error(`bench child (${job.kind}): ${result.failed} failed, first: ${result.firstError ?? "?"}`);
+    }
+    if (result.skipped > 0) {
+      throw new Error(`bench child (${job.kind}): ${result.skipped} skipped, first: ${result.firstSkipped ?? "?"}`);
     }
     const p = result.peaks;
     return {

@@ -2,11 +2,14 @@
 import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { GROUPS, type Case, type Group } from "./cases";
+import { mib, type BenchSizes, type ServerKind } from "./env";
 import type { Sample } from "./measure";
 
 export interface CaseResult {
   case: Case;
   samples: Sample[];
+  /** Runs that failed (the benchmark goes on with the others), as their error's first line. */
+  failures: string[];
 }
 
 export interface Row {
@@ -20,12 +23,23 @@ export interface Row {
   mbpsMin: number;
   mbpsMax: number;
   filesPerS: number;
+  filesPerSMin: number;
+  filesPerSMax: number;
   /** Largest peak RSS over the runs, MiB. */
   rssMiB: number;
   /** Median CPU seconds per GiB moved, and per file. */
   cpuPerGiB: number;
   cpuMsPerFile: number;
   bootCpuS?: number;
+  /**
+   * Through the latency proxy: the mean chunk lateness over the runs, the worst run's p99 and max, and the proxy's
+   * median CPU seconds.
+   */
+  proxyMeanLatenessMs?: number;
+  proxyP99LatenessMs?: number;
+  proxyMaxLatenessMs?: number;
+  proxyCpuS?: number;
+  failures: number;
 }
 
 export interface Target {
@@ -45,11 +59,12 @@ export function median(values: number[]): number {
 export function rows(results: CaseResult[]): Row[] {
   return results
     .filter((r) => r.samples.length > 0)
-    .map(({ case: c, samples }) => {
+    .map(({ case: c, samples, failures }) => {
       const mbps = samples.map((s) => c.bytes / 1e6 / s.seconds);
       const secs = median(samples.map((s) => s.seconds));
       const cpu = median(samples.map((s) => s.cpuS));
       const boot = samples.map((s) => s.bootCpuS).filter((b): b is number => b !== undefined);
+      const proxy = samples.map((s) => s.proxy).filter((p) => p !== undefined);
       return {
         id: c.id,
         group: c.group,
@@ -60,10 +75,26 @@ export function rows(results: CaseResult[]): Row[] {
         mbpsMin: Math.min(...mbps),
         mbpsMax: Math.max(...mbps),
         filesPerS: c.files / secs,
+        filesPerSMin: c.files / Math.max(...samples.map((s) => s.seconds)),
+        filesPerSMax: c.files / Math.min(...samples.map((s) => s.seconds)),
         rssMiB: Math.max(...samples.map((s) => s.rssMiB)),
         cpuPerGiB: cpu / (c.bytes / 2 ** 30),
         cpuMsPerFile: (cpu * 1000) / c.files,
         ...(boot.length ? { bootCpuS: median(boot) } : {}),
+        ...(proxy.length
+          ? {
+              proxyMeanLatenessMs:
+                proxy.reduce((n, p) => n + p.meanLatenessMs * p.chunks, 0) /
+                Math.max(
+                  1,
+                  proxy.reduce((n, p) => n + p.chunks, 0),
+                ),
+              proxyP99LatenessMs: Math.max(...proxy.map((p) => p.p99LatenessMs)),
+              proxyMaxLatenessMs: Math.max(...proxy.map((p) => p.maxLatenessMs)),
+              proxyCpuS: median(proxy.map((p) => p.cpuS)),
+            }
+          : {}),
+        failures: failures.length,
       };
     });
 }
@@ -149,13 +180,132 @@ export function targetsTable(list: Target[]): string {
 export const START = "<!-- bench:results:start (written by `npm run bench`; edit outside these markers) -->";
 export const END = "<!-- bench:results:end -->";
 
+export interface Markers {
+  start: string;
+  end: string;
+}
+
+/** The loopback table's markers (a run at +0 ms against OpenSSH only, as before runs over distance existed). */
+export const LOOPBACK_MARKERS: Markers = { start: START, end: END };
+
+/** One marker pair per server for the runs over distance, so neither run overwrites the loopback table or the other. */
+export function distanceMarkers(server: ServerKind): Markers {
+  return {
+    start: `<!-- bench:distance-${server}:start (written by \`npm run bench -- --rtt ... --server ${server}\`; edit outside these markers) -->`,
+    end: `<!-- bench:distance-${server}:end -->`,
+  };
+}
+
 /** Replaces the generated block of the document, keeping everything written by hand around it. */
-export async function writeDoc(file: string, generated: string, skeleton: string): Promise<void> {
-  const block = `${START}\n${generated.trim()}\n${END}`;
+export async function writeDoc(
+  file: string,
+  generated: string,
+  skeleton: string,
+  markers: Markers = LOOPBACK_MARKERS,
+): Promise<void> {
+  const block = `${markers.start}\n${generated.trim()}\n${markers.end}`;
   let text = existsSync(file) ? await readFile(file, "utf8") : skeleton;
-  const a = text.indexOf(START.slice(0, 30));
-  const b = text.indexOf(END);
-  if (a >= 0 && b > a) text = text.slice(0, a) + block + text.slice(b + END.length);
+  // The start marker is found by its name only, so a reworded explanation inside it is still replaced.
+  const a = text.indexOf(markers.start.slice(0, markers.start.indexOf(":start") + ":start".length));
+  const b = text.indexOf(markers.end);
+  if (a >= 0 && b > a) text = text.slice(0, a) + block + text.slice(b + markers.end.length);
   else text = `${text.trimEnd()}\n\n${block}\n`;
   await writeFile(file, text);
+}
+
+/** The runs against one server at one added RTT. */
+export interface Leg {
+  server: ServerKind;
+  rttMs: number;
+  rows: Row[];
+  /** The proxy's scheduling ("SCHED_FIFO 10"), for rttMs > 0. */
+  proxyScheduling?: string;
+  failures: { id: string; message: string }[];
+}
+
+const DISTANCE_GROUPS: Group[] = ["s3-sftp-large", "sftp-s3-large", "s3-sftp-small", "sftp-s3-small"];
+
+function distanceGroupLabel(group: Group, sizes: BenchSizes): string {
+  const direction = group.startsWith("s3-sftp") ? "S3 -> SFTP" : "SFTP -> S3";
+  return group.endsWith("large")
+    ? `${direction}, ${mib(sizes.largeBytes)} MiB file (MB/s)`
+    : `${direction}, ${sizes.smallCount} x ${sizes.smallBytes / 1024} KiB (files/s)`;
+}
+
+/**
+ * Side by side per added RTT: the bridge, rclone and OpenSSH sftp on the same bytes, and the bridge's ratios. MB/s for
+ * the large file, files/s for the small ones; medians with the runs' range.
+ */
+export function distanceTable(legs: Leg[], sizes: BenchSizes, defaultCipher: string): string {
+  const lines = [
+    `| RTT | direction | bridge | rclone | OpenSSH sftp (aes128-gcm) | OpenSSH sftp (${defaultCipher}, default) | bridge ÷ OpenSSH sftp (aes128-gcm) | bridge ÷ rclone |`,
+    "| --- | --- | --- | --- | --- | --- | --- | --- |",
+  ];
+  for (const leg of legs) {
+    for (const group of DISTANCE_GROUPS) {
+      const get = (tool: Row["tool"]) => leg.rows.find((r) => r.group === group && r.tool === tool);
+      const small = group.endsWith("small");
+      const value = (r: Row | undefined) => (r ? (small ? r.filesPerS : r.mbps) : NaN);
+      const cell = (r: Row | undefined) =>
+        r
+          ? small
+            ? `${f(r.filesPerS, 0)} (${f(r.filesPerSMin, 0)}-${f(r.filesPerSMax, 0)})`
+            : `${f(r.mbps, 1)} (${f(r.mbpsMin, 0)}-${f(r.mbpsMax, 0)})`
+          : "-";
+      const bridge = get("bridge");
+      if (!bridge && !get("rclone")) continue;
+      const sftpGcm = get("sftp-gcm");
+      const sftpDefault = get("sftp");
+      lines.push(
+        `| +${leg.rttMs} ms | ${distanceGroupLabel(group, sizes)} | ${cell(bridge)} | ${cell(get("rclone"))} | ` +
+          `${small ? "" : cell(sftpGcm)} | ${small ? "" : cell(sftpDefault)} | ` +
+          `${small ? "" : ratio(value(bridge), value(sftpGcm))} | ${ratio(value(bridge), value(get("rclone")))} |`,
+      );
+    }
+  }
+  return lines.join("\n");
+}
+
+/** Every client's figures per added RTT, with what the proxy saw while it ran. */
+export function distanceDetails(legs: Leg[], sizes: BenchSizes): string {
+  const lines = [
+    "| RTT | direction | client | MB/s (min-max) | files/s | CPU s/GiB | peak RSS MiB | proxy lateness p99 / max, ms | proxy CPU s |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+  ];
+  for (const leg of legs) {
+    for (const group of DISTANCE_GROUPS) {
+      for (const r of leg.rows.filter((row) => row.group === group)) {
+        const small = group.endsWith("small");
+        lines.push(
+          `| +${leg.rttMs} ms | ${distanceGroupLabel(group, sizes).replace(/ \((MB|files)\/s\)$/, "")} | ${r.label} | ` +
+            `${f(r.mbps, 1)} (${f(r.mbpsMin, 0)}-${f(r.mbpsMax, 0)}) | ${f(r.filesPerS, small ? 0 : 2)} | ` +
+            `${f(r.cpuPerGiB, 2)} | ${f(r.rssMiB)} | ` +
+            `${r.proxyMaxLatenessMs === undefined ? "" : `${f(r.proxyP99LatenessMs ?? NaN, 1)} / ${f(r.proxyMaxLatenessMs, 1)}`} | ` +
+            `${r.proxyCpuS === undefined ? "" : f(r.proxyCpuS, 2)} |`,
+        );
+      }
+    }
+  }
+  return lines.join("\n");
+}
+
+/** One line per proxied RTT: how late the proxy's timers were over all its runs (the RTT actually added). */
+export function proxySummary(legs: Leg[]): string[] {
+  return legs
+    .filter((leg) => leg.rttMs > 0)
+    .map((leg) => {
+      const p99 = leg.rows.map((r) => r.proxyP99LatenessMs).filter((v) => v !== undefined);
+      const max = leg.rows.map((r) => r.proxyMaxLatenessMs).filter((v) => v !== undefined);
+      const mean = leg.rows.map((r) => r.proxyMeanLatenessMs).filter((v) => v !== undefined);
+      return (
+        `+${leg.rttMs} ms: proxy at ${leg.proxyScheduling ?? "?"}; chunk lateness (sent minus due, per direction) ` +
+        `mean ${f(Math.min(...mean), 2)}-${f(Math.max(...mean), 2)} ms per client, p99 <= ${f(Math.max(...p99), 1)} ms ` +
+        `in every run, max ${f(Math.max(...max), 1)} ms`
+      );
+    });
+}
+
+/** Runs that failed, so a table with a missing row says why. */
+export function failureLines(legs: Leg[]): string[] {
+  return legs.flatMap((leg) => leg.failures.map((x) => `+${leg.rttMs} ms, ${x.id}: ${x.message}`));
 }
