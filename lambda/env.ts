@@ -16,10 +16,20 @@ export const ENV = {
    * ship inside the deployment package.
    */
   allowFileCredentials: "BRIDGE_ALLOW_FILE_CREDENTIALS",
+  /** EventBridge bus for the per-file events of streams with `events: true`. Optional: without it none are sent. */
+  eventBus: "BRIDGE_EVENT_BUS",
   /** Powertools settings, read by Powertools itself. */
   serviceName: "POWERTOOLS_SERVICE_NAME",
   metricsNamespace: "POWERTOOLS_METRICS_NAMESPACE",
   logLevel: "POWERTOOLS_LOG_LEVEL",
+} as const;
+
+/**
+ * Names only the local stack sets (never the template): per-file events appended to this JSON lines file instead of
+ * an event bus, so a newcomer sees them without an AWS account.
+ */
+export const LOCAL_ENV = {
+  eventsFile: "BRIDGE_EVENTS_FILE",
 } as const;
 
 /** Names the function requires in every deployment. */
@@ -31,6 +41,8 @@ export interface HandlerEnv {
   deadlineMarginMs: number;
   receiptsPrefix?: string;
   allowFileCredentials: boolean;
+  eventBus?: string;
+  eventsFile?: string;
 }
 
 function intFrom(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -55,5 +67,7 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): HandlerEnv {
     deadlineMarginMs: intFrom(env, ENV.deadlineMarginMs, 30_000),
     receiptsPrefix: env[ENV.receiptsPrefix] || undefined,
     allowFileCredentials: env[ENV.allowFileCredentials] === "true",
+    eventBus: env[ENV.eventBus] || undefined,
+    eventsFile: env[LOCAL_ENV.eventsFile] || undefined,
   };
 }

@@ -30,6 +30,7 @@ const UNITS: Record<MetricName, Unit> = {
   Errors: MetricUnit.Count,
   ConnectionTimeouts: MetricUnit.Count,
   FilesRefused: MetricUnit.Count,
+  EventsFailed: MetricUnit.Count,
   DurationMs: MetricUnit.Milliseconds,
 };
 
@@ -58,6 +59,7 @@ export async function handler(event: unknown, context: Context): Promise<Handler
     credentials: runtime.credentials,
     logger: engineLogger,
     requestId: context.awsRequestId,
+    events: runtime.events,
   });
   const endsAt = Date.now() + context.getRemainingTimeInMillis();
   const deadline = endsAt - env.deadlineMarginMs;

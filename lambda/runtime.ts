@@ -1,8 +1,16 @@
+import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { S3Client } from "@aws-sdk/client-s3";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SSMClient } from "@aws-sdk/client-ssm";
-import { createCredentialResolver, loadConfig, type BridgeConfig, type CredentialResolver } from "./bridge";
+import {
+  createCredentialResolver,
+  loadConfig,
+  type BridgeConfig,
+  type CredentialResolver,
+  type FileEventSink,
+} from "./bridge";
 import { ENV, type HandlerEnv } from "./env";
+import { eventBridgeSink, jsonLinesSink } from "./event-sinks";
 
 /**
  * What a warm container keeps between invocations: SDK clients (connection reuse), the validated config and resolved
@@ -11,6 +19,8 @@ import { ENV, type HandlerEnv } from "./env";
 export interface Runtime {
   s3: S3Client;
   credentials: CredentialResolver;
+  /** Per-file events: a JSON lines file (local stack), else the configured bus, else none. */
+  events?: FileEventSink;
   config(): Promise<BridgeConfig>;
 }
 
@@ -27,9 +37,15 @@ export function createRuntime(env: HandlerEnv, clock: () => number = Date.now): 
     allowFiles: env.allowFileCredentials,
   });
   let cached: { config: BridgeConfig; at: number } | undefined;
+  const events = env.eventsFile
+    ? jsonLinesSink(env.eventsFile, clock)
+    : env.eventBus
+      ? eventBridgeSink(new EventBridgeClient({}), env.eventBus)
+      : undefined;
   return {
     s3,
     credentials,
+    events,
     async config() {
       if (cached && clock() - cached.at < env.cacheTtlMs) return cached.config;
       const config = await loadConfig(

@@ -4,6 +4,7 @@ import type { BridgeConfig } from "./config/schema";
 import type { CredentialResolver } from "./credentials";
 import type { Logger } from "./logger";
 import { ClaimStore } from "./claims";
+import type { FileEventSink } from "./file-events";
 import { ReceiptStore } from "./receipts";
 import { S3Endpoint, type S3UploadOptions } from "./s3";
 import { connectSftp, type SftpConnector } from "./sftp";
@@ -20,6 +21,8 @@ export interface EngineDeps {
   upload?: S3UploadOptions;
   /** Recorded in receipts (the Lambda request id, a CLI run id). */
   requestId?: string;
+  /** Where per-file events go, for streams with `events: true`; none when absent. */
+  events?: FileEventSink;
 }
 
 export interface EngineContext {
@@ -33,6 +36,7 @@ export interface EngineContext {
   clock: () => number;
   upload: S3UploadOptions;
   requestId?: string;
+  events?: FileEventSink;
 }
 
 export function engineContext(deps: EngineDeps): EngineContext {
@@ -52,6 +56,7 @@ export function engineContext(deps: EngineDeps): EngineContext {
     clock,
     upload: deps.upload ?? {},
     requestId: deps.requestId,
+    events: deps.events,
   };
 }
 

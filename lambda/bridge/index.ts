@@ -11,6 +11,7 @@ export * from "./s3";
 export * from "./receipts";
 export * from "./claims";
 export * from "./pulled-state";
+export * from "./file-events";
 export * from "./context";
 export * from "./push";
 export * from "./pull";

@@ -10,6 +10,7 @@ export const METRIC_NAMES = [
   "Errors",
   "ConnectionTimeouts",
   "FilesRefused",
+  "EventsFailed",
   "DurationMs",
 ] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];
@@ -52,6 +53,8 @@ export function reportMetrics(report: RunReport): StreamMetrics[] {
         Errors: s.failed.length,
         ConnectionTimeouts: timeouts > 0 ? 1 : 0,
         FilesRefused: s.skipped.filter((f) => REFUSED_REASONS.has(f.reason)).length,
+        // Per-file events a stream asked for that the bus did not take (transfers are unaffected).
+        EventsFailed: s.eventsFailed ?? 0,
         DurationMs: s.durationMs,
       },
     };

@@ -6,6 +6,7 @@ import type { EngineContext, RunOptions } from "./context";
 import { Backlog, mapLimit, sleep } from "./concurrency";
 import { BridgeError, S3Error, VerifyError, describeError, type ErrorContext } from "./errors";
 import { PulledState } from "./pulled-state";
+import { EventOutbox, failedEvent } from "./file-events";
 import { doneName, matchesPatterns, remoteRelative } from "./paths";
 import { pullDestPrefix, requireStream } from "./routing";
 import { StreamReportBuilder, giltLine, type StreamReport } from "./report";
@@ -83,6 +84,7 @@ async function pullStream(ctx: EngineContext, stream: string, options: PullOptio
     destPrefix: pullDestPrefix(config) ?? "",
     trigger: options.trigger ?? "schedule",
     backlog: new Backlog(config.sftp.concurrency),
+    events: new EventOutbox(config.events ? ctx.events : undefined, ctx.logger, stream),
   };
 
   let listed: RemoteFile[] | undefined;
@@ -111,7 +113,8 @@ async function pullStream(ctx: EngineContext, stream: string, options: PullOptio
     ctx.logger.warn("pull failed", { stream, error: describeError(err) });
   } finally {
     await Promise.all([batch.backlog.drain(), batch.session.close()]);
-    await savePulledState(batch, listed);
+    await Promise.all([savePulledState(batch, listed), batch.events.drain()]);
+    report.setEventsFailed(batch.events.failed);
   }
   const built = report.build();
   ctx.logger.info(giltLine(built), { stream, direction: "pull", files: built.files, bytes: built.bytes });
@@ -139,6 +142,7 @@ interface PullBatch {
   backlog: Backlog;
   /** after: leave only: the files pulled before, by path, size and mtime. */
   pulled?: PulledState;
+  events: EventOutbox;
 }
 
 /** A remote path fit for a report line and a log: control characters shown escaped, not acted on. */
@@ -281,10 +285,10 @@ async function pullOne(batch: PullBatch, { file, relative }: Candidate): Promise
           sha256,
           durationMs: finished - started,
         });
+        batch.events.add({ detailType: "File Pulled", detail: receipt });
         ctx.logger.info("pulled", { stream, source: file.path, destination: key, bytes: file.size, archived });
       } catch (err) {
-        report.addFailed(file.path, err);
-        ctx.logger.warn("pull failed", { stream, source: file.path, error: describeError(err) });
+        failPull(batch, file.path, err);
       }
     });
   } catch (err) {
@@ -292,10 +296,16 @@ async function pullOne(batch: PullBatch, { file, relative }: Candidate): Promise
       ctx.logger.warn(PULL_REFUSED, { stream, source: file.path, reason: "exists" });
       return report.addSkipped({ source: file.path, reason: "exists", detail: err.message });
     }
-    report.addFailed(file.path, err);
-    ctx.logger.warn("pull failed", { stream, source: file.path, error: describeError(err) });
+    failPull(batch, file.path, err);
     if (active) await batch.session.discard(active, err);
   }
+}
+
+function failPull(batch: PullBatch, source: string, err: unknown): void {
+  const { ctx, stream, report } = batch;
+  report.addFailed(source, err);
+  batch.events.add(failedEvent(stream, "pull", source, describeError(err), ctx.clock(), ctx.requestId));
+  ctx.logger.warn("pull failed", { stream, source, error: describeError(err) });
 }
 
 /** onConflict: skip, met: the file is left on the server and reported skipped, not failed. */

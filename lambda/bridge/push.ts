@@ -9,6 +9,7 @@ import { StreamReportBuilder, giltLine, type SkippedFile, type StreamReport } fr
 import { StreamSession } from "./session";
 import type { Receipt } from "./receipts";
 import type { Acquired, ClaimTarget, ClaimTiming, PushClaim } from "./claims";
+import { EventOutbox, failedEvent } from "./file-events";
 import type { PushConfig, StreamConfig } from "./config/schema";
 import type { SftpSession } from "./sftp";
 
@@ -133,13 +134,15 @@ async function pushStream(
     trigger: options.trigger ?? (options.force ? "force" : "event"),
     backlog: new Backlog(config.sftp.concurrency),
     sweeper: new TempSweeper(ctx, stream, pushConfig, report),
+    events: new EventOutbox(config.events ? ctx.events : undefined, ctx.logger, stream),
   };
 
   try {
     await mapLimit(mergeDuplicates(items, report), config.sftp.concurrency, (routed) => pushOne(batch, routed));
   } finally {
     await Promise.all([batch.backlog.drain(), batch.sweeper.drain()]);
-    await batch.session.close();
+    await Promise.all([batch.session.close(), batch.events.drain()]);
+    report.setEventsFailed(batch.events.failed);
   }
   const built = report.build();
   ctx.logger.info(giltLine(built), { stream, direction: "push", files: built.files, bytes: built.bytes });
@@ -158,6 +161,7 @@ interface PushBatch {
   trigger: NonNullable<Receipt["trigger"]>;
   backlog: Backlog;
   sweeper: TempSweeper;
+  events: EventOutbox;
 }
 
 /**
@@ -275,19 +279,25 @@ async function pushOne(batch: PushBatch, { item, relative }: Routed): Promise<vo
         }
         if (pushConfig.after === "delete") await ctx.s3.delete(item.bucket, item.key, version.versionId);
         report.addMoved({ source, destination, bytes, sha256, durationMs: finished - started, ...ref });
+        batch.events.add({ detailType: "File Delivered", detail: receipt });
         ctx.logger.info("pushed", { stream, source, destination, bytes });
       } catch (err) {
-        report.addFailed(source, err, item.ref);
-        ctx.logger.warn("push failed", { stream, source, error: describeError(err) });
+        failOne(batch, source, err, item.ref);
       }
     });
   } catch (err) {
     object?.body.destroy();
     await claim?.release();
-    report.addFailed(source, err, item.ref);
-    ctx.logger.warn("push failed", { stream, source, error: describeError(err) });
+    failOne(batch, source, err, item.ref);
     if (sftpSession) await batch.session.discard(sftpSession, err);
   }
+}
+
+function failOne(batch: PushBatch, source: string, err: unknown, ref: string | undefined): void {
+  const { ctx, stream, report } = batch;
+  report.addFailed(source, err, ref);
+  batch.events.add(failedEvent(stream, "push", source, describeError(err), ctx.clock(), ctx.requestId));
+  ctx.logger.warn("push failed", { stream, source, error: describeError(err) });
 }
 
 type OpenedObject = Awaited<ReturnType<EngineContext["s3"]["open"]>>;

@@ -71,6 +71,8 @@ export interface StreamReport {
   cleaned?: CleanedFile[];
   /** after: leave only: files listed that were pulled before and have not changed since; absent when none. */
   alreadyPulled?: number;
+  /** Per-file events (events: true) that could not be published; absent when none. */
+  eventsFailed?: number;
   files: number;
   bytes: number;
   durationMs: number;
@@ -92,6 +94,7 @@ export class StreamReportBuilder {
   private planned: PlannedFile[] | undefined;
   private readonly cleaned: CleanedFile[] = [];
   private alreadyPulled = 0;
+  private eventsFailed = 0;
   private readonly started: number;
 
   constructor(
@@ -117,6 +120,9 @@ export class StreamReportBuilder {
   addAlreadyPulled(): void {
     this.alreadyPulled++;
   }
+  setEventsFailed(count: number): void {
+    this.eventsFailed = count;
+  }
   addFailed(source: string, err: unknown, ref?: string): void {
     this.failed.push({ source, ...describeError(err), ...(ref === undefined ? {} : { ref }) });
   }
@@ -131,6 +137,7 @@ export class StreamReportBuilder {
       ...(this.planned ? { planned: this.planned } : {}),
       ...(this.cleaned.length ? { cleaned: this.cleaned } : {}),
       ...(this.alreadyPulled ? { alreadyPulled: this.alreadyPulled } : {}),
+      ...(this.eventsFailed ? { eventsFailed: this.eventsFailed } : {}),
       files: this.moved.length,
       bytes: this.moved.reduce((n, f) => n + f.bytes, 0),
       durationMs: this.clock() - this.started,

@@ -17,6 +17,7 @@ import {
   type BridgeConfig,
   type RunReport,
 } from "../../lambda/bridge";
+import { LOCAL_ENV } from "../../lambda/env";
 import { LocalQueue } from "./event-queue";
 import { startInvokeEndpoint, type InvokeEndpoint } from "./invoke-endpoint";
 import { LocalLambda, findLogEntry, type Invocation, type LambdaHandler } from "./lambda-runtime";
@@ -83,6 +84,8 @@ export interface LocalStack {
   env: Record<string, string>;
   /** Invokes the handler as the Invoke API would (queued behind running invocations), printing what moved. */
   invoke(event: unknown): Promise<Invocation>;
+  /** Where the function's per-file events go (`.bridge/events.jsonl`), one JSON object per line. */
+  eventsPath: string;
   /** The plain-words text printed at start. */
   instructions(): string;
   stop(): Promise<void>;
@@ -141,6 +144,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     cleanup.push(() => sftp.close());
 
     const configPath = path.join(dir, "bridge.config.yaml");
+    const eventsPath = path.join(dir, "events.jsonl");
     const local = localDocument(sourceDoc, sftp, keyPathFor);
     await writePrivate(configPath, renderLocalConfig(local, path.relative(process.cwd(), sourceConfigPath)));
     // Read back through the loader the handler uses: a config the stack accepts is one the handler accepts.
@@ -181,6 +185,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     const functionEnv: Record<string, string> = {
       ...clientEnv,
       BRIDGE_ALLOW_FILE_CREDENTIALS: "true",
+      // Per-file events of streams with `events: true`, where AWS would put them on an EventBridge bus.
+      [LOCAL_ENV.eventsFile]: eventsPath,
       POWERTOOLS_SERVICE_NAME: process.env.POWERTOOLS_SERVICE_NAME ?? "s3-sftp-bridge",
       POWERTOOLS_METRICS_NAMESPACE: process.env.POWERTOOLS_METRICS_NAMESPACE ?? "S3SftpBridge",
       // At least INFO: the per-file lines of SQS batches come from the handler's "run report" log entry.
@@ -210,9 +216,11 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     cleanup.push(() => lambda.close());
 
     const printer = new ReportPrinter(out);
+    const events = new EventsTail(eventsPath, out);
     const invoke = async (event: unknown, invokeOptions = {}) => {
       const invocation = await lambda.invoke(event, invokeOptions);
       printer.invocation(event, invocation);
+      await events.print();
       return invocation;
     };
 
@@ -293,6 +301,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       knownHostsPath,
       env: clientEnv,
       invoke: (event) => invoke(event),
+      eventsPath,
       instructions: () => instructions(stack),
       stop: once(async () => {
         await rm(stackFile, { force: true });
@@ -493,6 +502,29 @@ function describeMessage(record: SQSRecord): string {
     return keys.join(", ") || `message ${record.messageId}`;
   } catch {
     return `message ${record.messageId}`;
+  }
+}
+
+/** Prints the per-file events the function appended since the last look, one line each. */
+class EventsTail {
+  private offset = 0;
+
+  constructor(
+    private readonly file: string,
+    private readonly out: (line: string) => void,
+  ) {}
+
+  async print(): Promise<void> {
+    const text = await readFile(this.file, "utf8").catch(() => "");
+    if (text.length <= this.offset) return;
+    const fresh = text.slice(this.offset, text.lastIndexOf("\n") + 1);
+    this.offset += fresh.length;
+    for (const raw of fresh.split("\n").filter(Boolean)) {
+      const e = JSON.parse(raw) as { "detail-type": string; detail: { stream: string; source?: unknown } };
+      const where = e.detail.source as { key?: string; path?: string } | string | undefined;
+      const what = typeof where === "string" ? where : (where?.key ?? where?.path ?? "");
+      this.out(line(`${e.detail.stream}  event "${e["detail-type"]}"  ${what}`));
+    }
   }
 }
 

@@ -8,7 +8,7 @@ import { promisify } from "node:util";
 import { GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import type { S3EventRecord } from "aws-lambda";
 import SftpClient from "ssh2-sftp-client";
-import { ReceiptStore, fingerprint, type RunReport } from "../../lambda/bridge";
+import { ReceiptStore, fingerprint, type Receipt, type RunReport } from "../../lambda/bridge";
 import { startLocalStack, type LocalStack } from "../../scripts/local/start";
 import { portClosed, processGone, waitFor } from "../support/wait";
 
@@ -165,6 +165,41 @@ describe("local stack, in process", () => {
     );
     await new Promise((r) => setTimeout(r, 1200));
     expect(lines.filter((l) => l.includes("skipped pull /outbound/incoming.csv.part: ignored"))).toHaveLength(1);
+  });
+
+  it("writes an event per file moved to .bridge/events.jsonl, as EventBridge would carry it, and shows each", async () => {
+    const events = async () =>
+      (await readFile(stack.eventsPath, "utf8").catch(() => ""))
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { source: string; "detail-type": string; time: string; detail: Receipt });
+    const delivered = await waitFor("the File Delivered event", async () =>
+      (await events()).find(
+        (e) => e["detail-type"] === "File Delivered" && e.detail.source.key === "demo/outbound/daily report.csv",
+      ),
+    );
+    expect(delivered).toMatchObject({
+      source: "s3-sftp-bridge",
+      detail: { stream: "demo", direction: "push", destination: { path: "/inbound/daily report.csv" }, bytes: 18 },
+    });
+    expect(delivered.detail.sha256).toMatch(/^[0-9a-f]{64}$/);
+    const pulled = (await events()).find((e) => e["detail-type"] === "File Pulled");
+    expect(pulled?.detail).toMatchObject({
+      stream: "demo",
+      direction: "pull",
+      source: { path: "/outbound/settlement.csv" },
+      destination: { key: "demo/inbound/settlement.csv" },
+    });
+    expect(lines.some((l) => l.includes('demo  event "File Pulled"  /outbound/settlement.csv'))).toBe(true);
+    // A failure has its event too: a push of a key that is gone.
+    await stack.invoke({ action: "push", keys: ["s3://bridge-local/demo/outbound/never-there.csv"] });
+    const failed = (await events()).find((e) => e["detail-type"] === "File Failed");
+    expect(failed?.detail).toMatchObject({
+      stream: "demo",
+      direction: "push",
+      source: "s3://bridge-local/demo/outbound/never-there.csv",
+      code: "S3_OBJECT_NOT_FOUND",
+    });
   });
 
   it("gives a failed SQS message back to the queue and delivers it on a later attempt", async () => {

@@ -1,9 +1,11 @@
-// A tiny Secrets Manager + SSM endpoint on loopback speaking the real AWS JSON 1.1 wire protocol, so tests run the
-// real SDK clients (serialisation, signing, error parsing, retries) instead of mocking them. Only what the bridge
-// calls is implemented: secretsmanager.GetSecretValue and AmazonSSM.GetParameter, with the error shapes AWS returns.
+// A tiny Secrets Manager + SSM + EventBridge endpoint on loopback speaking the real AWS JSON 1.1 wire protocol, so
+// tests run the real SDK clients (serialisation, signing, error parsing, retries) instead of mocking them. Only what
+// the bridge calls is implemented: secretsmanager.GetSecretValue, AmazonSSM.GetParameter and AWSEvents.PutEvents,
+// with the error shapes and limits AWS has.
 import { randomUUID } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SSMClient } from "@aws-sdk/client-ssm";
 
@@ -21,18 +23,33 @@ export interface AwsCall {
   body: Record<string, unknown>;
 }
 
+export interface PutEvent {
+  bus: string;
+  source: string;
+  detailType: string;
+  detail: unknown;
+}
+
 export interface LocalAws {
   endpoint: string;
   region: string;
   /** Secret name -> SecretString (string) or SecretBinary (bytes). */
   secrets: Map<string, string | Uint8Array>;
   parameters: Map<string, StoredParameter>;
+  /** Events accepted by PutEvents, in order. */
+  events: PutEvent[];
+  /**
+   * PutEvents faults: `refuseEntries` entries are answered as failed (FailedEntryCount, as a throttled bus does) before
+   * entries are accepted again; `failCalls` whole calls get HTTP 500.
+   */
+  eventFaults: { refuseEntries: number; failCalls: number };
   /** Every request received, in order (target and parsed body), for asserting what was called and how. */
   calls: AwsCall[];
   callsTo(target: string): AwsCall[];
   /** New clients pointed at this endpoint; the caller owns them (destroy() when done). */
   secretsManager(): SecretsManagerClient;
   ssm(): SSMClient;
+  eventBridge(): EventBridgeClient;
   close(): Promise<void>;
 }
 
@@ -103,10 +120,53 @@ function getParameter(store: LocalAws["parameters"], body: Record<string, unknow
   };
 }
 
+function putEvents(local: Pick<LocalAws, "events" | "eventFaults">, body: Record<string, unknown>): object {
+  const entries = body.Entries;
+  if (!Array.isArray(entries) || entries.length === 0 || entries.length > 10) {
+    throw new AwsFault(
+      "ValidationException",
+      `1 validation error detected: Value at 'entries' failed to satisfy constraint: Member must have length less than or equal to 10`,
+    );
+  }
+  if (local.eventFaults.failCalls > 0) {
+    local.eventFaults.failCalls--;
+    throw new AwsFault("InternalException", "injected by the test", 500);
+  }
+  let failed = 0;
+  const results = (entries as Record<string, unknown>[]).map((entry) => {
+    const detail = typeof entry.Detail === "string" ? entry.Detail : "";
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(detail);
+    } catch {
+      parsed = undefined;
+    }
+    if (!entry.Source || !entry.DetailType || parsed === undefined || Buffer.byteLength(detail) > 256 * 1024) {
+      failed++;
+      return { ErrorCode: "MalformedDetail", ErrorMessage: "Detail is malformed." };
+    }
+    if (local.eventFaults.refuseEntries > 0) {
+      local.eventFaults.refuseEntries--;
+      failed++;
+      return { ErrorCode: "ThrottlingException", ErrorMessage: "Rate exceeded" };
+    }
+    local.events.push({
+      bus: String(entry.EventBusName ?? "default"),
+      source: String(entry.Source),
+      detailType: String(entry.DetailType),
+      detail: parsed,
+    });
+    return { EventId: randomUUID() };
+  });
+  return { FailedEntryCount: failed, Entries: results };
+}
+
 export async function startLocalAws(): Promise<LocalAws> {
   const secrets = new Map<string, string | Uint8Array>();
   const parameters = new Map<string, StoredParameter>();
   const calls: AwsCall[] = [];
+  const events: PutEvent[] = [];
+  const eventFaults = { refuseEntries: 0, failCalls: 0 };
 
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -130,6 +190,8 @@ export async function startLocalAws(): Promise<LocalAws> {
             return send(200, getSecretValue(secrets, body));
           case "AmazonSSM.GetParameter":
             return send(200, getParameter(parameters, body));
+          case "AWSEvents.PutEvents":
+            return send(200, putEvents({ events, eventFaults }, body));
           default:
             throw new AwsFault("UnknownOperationException", undefined);
         }
@@ -152,10 +214,13 @@ export async function startLocalAws(): Promise<LocalAws> {
     region: REGION,
     secrets,
     parameters,
+    events,
+    eventFaults,
     calls,
     callsTo: (target) => calls.filter((c) => c.target === target),
     secretsManager: () => new SecretsManagerClient(clientConfig),
     ssm: () => new SSMClient(clientConfig),
+    eventBridge: () => new EventBridgeClient(clientConfig),
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.closeAllConnections();

@@ -48,18 +48,42 @@ describe("reportMetrics", () => {
       {
         stream: "psp",
         direction: "push",
-        values: { FilesMoved: 2, BytesMoved: 123, Errors: 1, ConnectionTimeouts: 0, FilesRefused: 0, DurationMs: 1234 },
+        values: {
+          FilesMoved: 2,
+          BytesMoved: 123,
+          Errors: 1,
+          ConnectionTimeouts: 0,
+          FilesRefused: 0,
+          EventsFailed: 0,
+          DurationMs: 1234,
+        },
       },
       {
         stream: "psp",
         direction: "pull",
-        values: { FilesMoved: 1, BytesMoved: 7, Errors: 0, ConnectionTimeouts: 0, FilesRefused: 0, DurationMs: 50 },
+        values: {
+          FilesMoved: 1,
+          BytesMoved: 7,
+          Errors: 0,
+          ConnectionTimeouts: 0,
+          FilesRefused: 0,
+          EventsFailed: 0,
+          DurationMs: 50,
+        },
       },
       {
         stream: "bank",
         direction: "push",
         // One timed-out connection failed both files: two errors, one connection timeout.
-        values: { FilesMoved: 0, BytesMoved: 0, Errors: 2, ConnectionTimeouts: 1, FilesRefused: 0, DurationMs: 20_000 },
+        values: {
+          FilesMoved: 0,
+          BytesMoved: 0,
+          Errors: 2,
+          ConnectionTimeouts: 1,
+          FilesRefused: 0,
+          EventsFailed: 0,
+          DurationMs: 20_000,
+        },
       },
     ]);
   });
@@ -67,7 +91,7 @@ describe("reportMetrics", () => {
   it("emits every metric name for a stream that did nothing, as zeros", () => {
     const [only] = reportMetrics(runReport(0, () => 0, [stream("idle", "pull", 0, () => undefined)]));
     expect(Object.keys(only!.values).sort()).toEqual([...METRIC_NAMES].sort());
-    expect(Object.values(only!.values)).toEqual([0, 0, 0, 0, 0, 0]);
+    expect(Object.values(only!.values)).toEqual([0, 0, 0, 0, 0, 0, 0]);
   });
 
   it.each(operationTimeouts.map((err) => [err.message, err]))(

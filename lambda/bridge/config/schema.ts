@@ -133,6 +133,11 @@ export const streamSchema = z.strictObject({
   sftp: sftpSchema,
   push: pushSchema.optional(),
   pull: pullSchema.optional(),
+  /**
+   * Publish an event per file moved or failed (source s3-sftp-bridge, detail-type File Delivered / File Pulled /
+   * File Failed, detail: the receipt) to the adapter's event bus. Publishing never fails a transfer.
+   */
+  events: z.boolean().default(false),
   /** EventBridge schedule expression for pull, e.g. `rate(30 minutes)`; in the local stack, seconds. */
   schedule: z
     .string()
