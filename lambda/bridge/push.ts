@@ -341,7 +341,8 @@ async function openAndClaim(
   try {
     object = await ctx.s3.open(item.bucket, item.key, item.versionId);
   } catch (err) {
-    await early?.then((a) => (a.kind === "claimed" ? a.claim.release() : undefined));
+    // The object's own error is the news, not the claim's.
+    await early?.then((a) => (a.kind === "claimed" ? a.claim.release() : undefined)).catch(() => undefined);
     throw err;
   }
   const eTag = unquoted(object.eTag);
