@@ -5,6 +5,9 @@
 // deploy-stack makes are implemented.
 //
 // A resource fails to create or update when its template gives `Metadata: {LocalCloudFormation: {Fail: "reason"}}`.
+// Parameters follow CloudFormation's rules (a template default for an omitted parameter, UsePreviousValue only on an
+// update, unknown or missing parameters refused), and a caller may provision resource types for real (`provision`),
+// so a stack's outputs can name a bucket that exists.
 import { randomUUID } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -25,7 +28,14 @@ export interface LocalStackEvent {
   Timestamp: Date;
 }
 
+interface TemplateParameter {
+  Type?: string;
+  Default?: unknown;
+  NoEcho?: unknown;
+}
+
 interface Template {
+  parameters: Record<string, TemplateParameter>;
   resources: Record<
     string,
     { Type?: string; Properties?: unknown; Metadata?: { LocalCloudFormation?: { Fail?: string } } }
@@ -53,6 +63,8 @@ export interface LocalStack {
   protection: boolean;
   template?: Template;
   parameters: Record<string, string>;
+  /** Physical ids of provisioned resources, by logical id. */
+  physicalIds: Record<string, string>;
   tags: Record<string, string>;
   events: LocalStackEvent[];
   changeSets: Map<string, ChangeSet>;
@@ -65,6 +77,18 @@ export interface LocalStack {
 export interface CloudFormationCall {
   action: string;
   params: Record<string, string>;
+}
+
+/** Creates a resource of one type for real; returns its physical id (what `Ref` gives). A throw fails the resource. */
+export type Provisioner = (resource: {
+  stackName: string;
+  stackId: string;
+  logicalId: string;
+  properties: unknown;
+}) => string | Promise<string>;
+
+export interface LocalCloudFormationOptions {
+  provision?: Record<string, Provisioner>;
 }
 
 export interface LocalCloudFormation {
@@ -86,7 +110,7 @@ class Fault extends Error {
   }
 }
 
-export async function startLocalCloudFormation(): Promise<LocalCloudFormation> {
+export async function startLocalCloudFormation(options: LocalCloudFormationOptions = {}): Promise<LocalCloudFormation> {
   const stacks = new Map<string, LocalStack>(); // by id, deleted ones included (AWS answers DescribeStacks by id for them)
   const calls: CloudFormationCall[] = [];
   let clock = Date.UTC(2026, 10, 23, 12, 0, 0);
@@ -120,11 +144,11 @@ export async function startLocalCloudFormation(): Promise<LocalCloudFormation> {
     if (s.pending.length === 0 && /_COMPLETE$/.test(s.status) && !/ROLLBACK/.test(s.status)) s.onSuccess?.();
   };
 
-  const handlers: Record<string, (p: Record<string, string>) => string> = {
+  const handlers: Record<string, (p: Record<string, string>) => string | Promise<string>> = {
     DescribeStacks(p) {
       const s = mustFind(p.StackName ?? "");
       advance(s);
-      const outputs = s.template && s.status !== "REVIEW_IN_PROGRESS" ? outputsOf(s.template, s.parameters) : [];
+      const outputs = s.template && s.status !== "REVIEW_IN_PROGRESS" ? outputsOf(s.template, s) : [];
       return el("Stacks", [
         {
           StackId: s.id,
@@ -134,6 +158,10 @@ export async function startLocalCloudFormation(): Promise<LocalCloudFormation> {
           CreationTime: new Date(clock),
           EnableTerminationProtection: s.protection,
           Outputs: outputs.map(([k, v]) => ({ OutputKey: k, OutputValue: v })),
+          Parameters: Object.entries(s.parameters).map(([k, v]) => ({
+            ParameterKey: k,
+            ParameterValue: isNoEcho(s.template?.parameters[k]) ? "****" : v,
+          })),
           Tags: Object.entries(s.tags).map(([Key, Value]) => ({ Key, Value })),
         },
       ]);
@@ -157,10 +185,8 @@ export async function startLocalCloudFormation(): Promise<LocalCloudFormation> {
       }
       if (!p.TemplateBody) throw new Fault("ValidationError", "this local CloudFormation only reads TemplateBody");
       const template = readTemplate(p.TemplateBody);
-      const parameters = members(p, "Parameters", ["ParameterKey", "ParameterValue"]).reduce<Record<string, string>>(
-        (acc, m) => ({ ...acc, [m.ParameterKey ?? ""]: m.ParameterValue ?? "" }),
-        {},
-      );
+      const given = members(p, "Parameters", ["ParameterKey", "ParameterValue", "UsePreviousValue"]);
+      const parameters = resolveParameters(template, given, type === "UPDATE" ? s?.parameters : undefined);
       if (!s) {
         s = {
           name,
@@ -168,6 +194,7 @@ export async function startLocalCloudFormation(): Promise<LocalCloudFormation> {
           status: "REVIEW_IN_PROGRESS",
           protection: false,
           parameters: {},
+          physicalIds: {},
           tags: {},
           events: [],
           changeSets: new Map(),
@@ -226,7 +253,7 @@ export async function startLocalCloudFormation(): Promise<LocalCloudFormation> {
         ),
       ].join("");
     },
-    ExecuteChangeSet(p) {
+    async ExecuteChangeSet(p) {
       const s = mustFind(p.StackName ?? "");
       const cs = s.changeSets.get(p.ChangeSetName ?? "");
       if (!cs || cs.status !== "CREATE_COMPLETE") {
@@ -235,6 +262,22 @@ export async function startLocalCloudFormation(): Promise<LocalCloudFormation> {
       s.changeSets.delete(cs.name);
       const verb = cs.type === "CREATE" ? "CREATE" : "UPDATE";
       const touched = cs.changes.filter((c) => c.action !== "Remove");
+      const provisioned: Record<string, string> = {};
+      for (const c of touched.filter((t) => t.action === "Add")) {
+        const provision = options.provision?.[c.type];
+        const resource = cs.template.resources[c.logicalId];
+        if (!provision || resource?.Metadata?.LocalCloudFormation?.Fail) continue;
+        try {
+          provisioned[c.logicalId] = await provision({
+            stackName: s.name,
+            stackId: s.id,
+            logicalId: c.logicalId,
+            properties: resource?.Properties,
+          });
+        } catch (err) {
+          resource!.Metadata = { LocalCloudFormation: { Fail: err instanceof Error ? err.message : String(err) } };
+        }
+      }
       const failing = touched.find((c) => cs.template.resources[c.logicalId]?.Metadata?.LocalCloudFormation?.Fail);
       const stackType = "AWS::CloudFormation::Stack";
       const begin: LocalStack["pending"][number] = {
@@ -278,6 +321,7 @@ export async function startLocalCloudFormation(): Promise<LocalCloudFormation> {
         s.onSuccess = () => {
           s.template = cs.template;
           s.parameters = cs.parameters;
+          s.physicalIds = { ...s.physicalIds, ...provisioned };
         };
       }
       return "";
@@ -306,6 +350,21 @@ export async function startLocalCloudFormation(): Promise<LocalCloudFormation> {
       s.onSuccess = undefined;
       return "";
     },
+    GetTemplateSummary(p) {
+      let template: Template;
+      if (p.TemplateBody) template = readTemplate(p.TemplateBody);
+      else if (p.StackName) template = mustFind(p.StackName).template ?? readTemplate("Resources: {}");
+      else throw new Fault("ValidationError", "this local CloudFormation only reads TemplateBody or StackName");
+      return el(
+        "Parameters",
+        Object.entries(template.parameters).map(([k, spec]) => ({
+          ParameterKey: k,
+          ParameterType: spec.Type,
+          DefaultValue: spec.Default === undefined ? undefined : String(spec.Default),
+          NoEcho: isNoEcho(spec),
+        })),
+      );
+    },
     UpdateTerminationProtection(p) {
       const s = mustFind(p.StackName ?? "");
       s.protection = p.EnableTerminationProtection === "true";
@@ -321,20 +380,35 @@ export async function startLocalCloudFormation(): Promise<LocalCloudFormation> {
       const action = params.Action ?? "";
       calls.push({ action, params });
       const requestId = randomUUID();
-      let status = 200;
-      let body: string;
       try {
         const handler = handlers[action];
         if (!handler) throw new Fault("InvalidAction", `local CloudFormation does not implement ${action}`);
-        body = `<${action}Response xmlns="${NS}"><${action}Result>${handler(params)}</${action}Result><ResponseMetadata><RequestId>${requestId}</RequestId></ResponseMetadata></${action}Response>`;
+        const result = handler(params);
+        if (typeof result !== "string") {
+          result.then(
+            (text) => answer(action, requestId, text),
+            (err: unknown) => answer(action, requestId, err),
+          );
+          return;
+        }
+        answer(action, requestId, result);
       } catch (err) {
-        const fault = err instanceof Fault ? err : new Fault("InternalFailure", String(err), 500);
+        answer(action, requestId, err);
+      }
+    });
+    function answer(action: string, requestId: string, result: unknown) {
+      let status = 200;
+      let body: string;
+      if (typeof result === "string") {
+        body = `<${action}Response xmlns="${NS}"><${action}Result>${result}</${action}Result><ResponseMetadata><RequestId>${requestId}</RequestId></ResponseMetadata></${action}Response>`;
+      } else {
+        const fault = result instanceof Fault ? result : new Fault("InternalFailure", String(result), 500);
         status = fault.status;
         body = `<ErrorResponse xmlns="${NS}"><Error><Type>Sender</Type><Code>${fault.code}</Code><Message>${escape(fault.message)}</Message></Error><RequestId>${requestId}</RequestId></ErrorResponse>`;
       }
       res.writeHead(status, { "content-type": "text/xml", "x-amzn-requestid": requestId });
       res.end(body);
-    });
+    }
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
@@ -350,13 +424,54 @@ export async function startLocalCloudFormation(): Promise<LocalCloudFormation> {
 
 function readTemplate(body: string): Template {
   const doc = parse(body, { customTags: cfnTags() }) as {
+    Parameters?: Template["parameters"];
     Resources?: Template["resources"];
     Outputs?: Template["outputs"];
   };
   if (!doc?.Resources || typeof doc.Resources !== "object") {
     throw new Fault("ValidationError", "Template format error: At least one Resources member must be defined.");
   }
-  return { resources: doc.Resources, outputs: doc.Outputs ?? {} };
+  return { parameters: doc.Parameters ?? {}, resources: doc.Resources, outputs: doc.Outputs ?? {} };
+}
+
+const isNoEcho = (spec: TemplateParameter | undefined) => spec?.NoEcho === true || spec?.NoEcho === "true";
+
+/** The values a change set deploys with, by CloudFormation's rules; `previous` is the stack's, for an update only. */
+function resolveParameters(
+  template: Template,
+  given: Array<Record<string, string | undefined>>,
+  previous: Record<string, string> | undefined,
+): Record<string, string> {
+  const values: Record<string, string> = {};
+  const unknown = given.map((g) => g.ParameterKey ?? "").filter((k) => !(k in template.parameters));
+  if (unknown.length)
+    throw new Fault("ValidationError", `Parameters: [${unknown.join(", ")}] do not exist in the template`);
+  for (const g of given) {
+    const key = g.ParameterKey ?? "";
+    if (g.UsePreviousValue === "true") {
+      if (!previous) {
+        throw new Fault(
+          "ValidationError",
+          `Invalid input for parameter key ${key}. Cannot specify usePreviousValue as true when creating a stack`,
+        );
+      }
+      if (!(key in previous)) {
+        throw new Fault(
+          "ValidationError",
+          `Invalid input for parameter key ${key}. Cannot specify usePreviousValue as true for a parameter key not in the previous template`,
+        );
+      }
+      values[key] = previous[key]!;
+    } else values[key] = g.ParameterValue ?? "";
+  }
+  const missing: string[] = [];
+  for (const [key, spec] of Object.entries(template.parameters)) {
+    if (key in values) continue;
+    if (spec.Default === undefined) missing.push(key);
+    else values[key] = String(spec.Default);
+  }
+  if (missing.length) throw new Fault("ValidationError", `Parameters: [${missing.join(", ")}] must have values`);
+  return values;
 }
 
 // Intrinsic functions become their JSON form ({"Ref": ...}); enough to diff templates and resolve simple outputs.
@@ -391,18 +506,32 @@ function cfnTags() {
   });
 }
 
-function outputsOf(t: Template, parameters: Record<string, string>): Array<[string, string]> {
+/** Outputs that are text, a Ref (parameter, resource, pseudo parameter) or a Sub of those; anything else is "". */
+function outputsOf(
+  t: Template,
+  s: Pick<LocalStack, "name" | "id" | "parameters" | "physicalIds">,
+): Array<[string, string]> {
+  const ref = (name: string): string => {
+    if (name in s.parameters) return s.parameters[name]!;
+    if (name === "AWS::StackName") return s.name;
+    if (name === "AWS::StackId") return s.id;
+    if (name === "AWS::Region") return REGION;
+    if (name === "AWS::AccountId") return ACCOUNT;
+    return s.physicalIds[name] ?? `${name}-physical-id`;
+  };
   return Object.entries(t.outputs).map(([k, o]) => {
-    const v = o.Value;
+    const v = o.Value as { Ref?: string; "Fn::Sub"?: unknown } | string | undefined;
     if (typeof v === "string") return [k, v];
-    const ref = (v as { Ref?: string } | undefined)?.Ref;
-    return [k, ref !== undefined ? (parameters[ref] ?? `${ref}-physical-id`) : ""];
+    if (typeof v?.Ref === "string") return [k, ref(v.Ref)];
+    const sub = v?.["Fn::Sub"];
+    if (typeof sub === "string") return [k, sub.replace(/\$\{([\w:]+)\}/g, (_m, name: string) => ref(name))];
+    return [k, ""];
   });
 }
 
 function sameOutputs(s: LocalStack, t: Template, parameters: Record<string, string>): boolean {
   return (
-    !!s.template && JSON.stringify(outputsOf(s.template, s.parameters)) === JSON.stringify(outputsOf(t, parameters))
+    !!s.template && JSON.stringify(outputsOf(s.template, s)) === JSON.stringify(outputsOf(t, { ...s, parameters }))
   );
 }
 

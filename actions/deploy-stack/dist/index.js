@@ -53287,7 +53287,7 @@ var require_dist_cjs16 = __commonJS({
     };
     var GetTemplateCommand = class extends command5(_ep05, _mw05, "GetTemplate", GetTemplate$) {
     };
-    var GetTemplateSummaryCommand = class extends command5(_ep05, _mw05, "GetTemplateSummary", GetTemplateSummary$) {
+    var GetTemplateSummaryCommand2 = class extends command5(_ep05, _mw05, "GetTemplateSummary", GetTemplateSummary$) {
     };
     var ImportStacksToStackSetCommand = class extends command5(_ep05, _mw05, "ImportStacksToStackSet", ImportStacksToStackSet$) {
     };
@@ -54312,7 +54312,7 @@ var require_dist_cjs16 = __commonJS({
       GetHookResultCommand,
       GetStackPolicyCommand,
       GetTemplateCommand,
-      GetTemplateSummaryCommand,
+      GetTemplateSummaryCommand: GetTemplateSummaryCommand2,
       ImportStacksToStackSetCommand,
       ListChangeSetsCommand,
       ListExportsCommand,
@@ -55177,7 +55177,7 @@ var require_dist_cjs16 = __commonJS({
     exports2.GetTemplateInput$ = GetTemplateInput$;
     exports2.GetTemplateOutput$ = GetTemplateOutput$;
     exports2.GetTemplateSummary$ = GetTemplateSummary$;
-    exports2.GetTemplateSummaryCommand = GetTemplateSummaryCommand;
+    exports2.GetTemplateSummaryCommand = GetTemplateSummaryCommand2;
     exports2.GetTemplateSummaryInput$ = GetTemplateSummaryInput$;
     exports2.GetTemplateSummaryOutput$ = GetTemplateSummaryOutput$;
     exports2.HandlerErrorCode = HandlerErrorCode;
@@ -69629,6 +69629,7 @@ var StackOperation = class {
       changeSet: this.changeSet,
       recreated: this.recreated,
       outputs: outputsOf(stack),
+      parameters: parametersOf(stack),
       durationMs: this.now() - this.started,
       notes: this.notes
     };
@@ -69652,6 +69653,7 @@ var StackOperation = class {
       stack = await this.waitForStack(stack.StackId, `the ${stack.StackStatus} operation already running`);
       if (stack?.StackStatus === "DELETE_COMPLETE") stack = void 0;
     }
+    if (stack?.StackStatus === "ROLLBACK_COMPLETE") await this.changeSetParameters(void 0);
     if (stack?.StackStatus === "ROLLBACK_COMPLETE") {
       const why = `stack ${stackName} is in ROLLBACK_COMPLETE (its creation failed and was rolled back); CloudFormation cannot update it`;
       this.recreated = true;
@@ -69672,7 +69674,8 @@ var StackOperation = class {
       });
     }
     const type = !stack || stack.StackStatus === "REVIEW_IN_PROGRESS" ? "CREATE" : "UPDATE";
-    const created = await this.createChangeSet(type);
+    const parameters = await this.changeSetParameters(type === "UPDATE" ? stack : void 0);
+    const created = await this.createChangeSet(type, parameters);
     if (created === "empty") {
       this.log.info(`no changes: stack ${stackName} already matches the template and parameters`);
       if (this.options.mode === "deploy" && stack) stack = await this.applyTerminationProtection(stack);
@@ -69755,7 +69758,55 @@ var StackOperation = class {
     }
     return final;
   }
-  async createChangeSet(type) {
+  /**
+   * What the change set is given for each parameter: the spec's values, and on an update UsePreviousValue for the ones
+   * it omits (CloudFormation would otherwise use the template's default). Checks the required ones on the way.
+   */
+  async changeSetParameters(existing) {
+    const { spec } = this;
+    const given = spec.parameters;
+    const previous = {};
+    for (const p3 of existing?.Parameters ?? []) if (p3.ParameterKey) previous[p3.ParameterKey] = p3.ParameterValue ?? "";
+    const omitted = spec.keepPreviousParameters ? Object.keys(previous).filter((k5) => !Object.hasOwn(given, k5)) : [];
+    const required = spec.requiredParameters ?? [];
+    const declared = omitted.length || required.some((k5) => !Object.hasOwn(given, k5)) ? await this.declared() : {};
+    const kept = omitted.filter((k5) => Object.hasOwn(declared, k5)).sort();
+    if (kept.length) {
+      this.notes.push(`Parameters not given kept their previous values: ${kept.join(", ")}.`);
+      this.log.info(`keeping the stack's values of ${kept.join(", ")} (not given)`);
+    }
+    const empty = required.filter((k5) => {
+      const value = Object.hasOwn(given, k5) ? given[k5] : kept.includes(k5) ? previous[k5] : declared[k5]?.default;
+      return !value;
+    });
+    if (empty.length) {
+      throw this.fail(
+        "PARAMETERS_INVALID",
+        empty.map(
+          (k5) => Object.hasOwn(given, k5) ? `${k5} must not be empty, and it is given empty` : `${k5} must not be empty: it is not given, and ${kept.includes(k5) ? "the stack's value" : "the template's default"} is empty`
+        ).join("; ") + ` (required-parameters: ${required.join(", ")}); nothing was changed`
+      );
+    }
+    const rows = Object.keys(given).map((k5) => ({ ParameterKey: k5, ParameterValue: given[k5] }));
+    for (const k5 of kept) rows.push({ ParameterKey: k5, UsePreviousValue: true });
+    return rows.sort((a5, b5) => a5.ParameterKey < b5.ParameterKey ? -1 : a5.ParameterKey > b5.ParameterKey ? 1 : 0);
+  }
+  /** The new template's parameters and their defaults, as CloudFormation reads them. */
+  async declared() {
+    const template = this.spec.template;
+    const out = await this.call(
+      "get template summary",
+      () => this.cfn.send(
+        new import_client_cloudformation.GetTemplateSummaryCommand(
+          "url" in template ? { TemplateURL: template.url } : { TemplateBody: template.body }
+        )
+      )
+    );
+    const declared = {};
+    for (const p3 of out?.Parameters ?? []) if (p3.ParameterKey) declared[p3.ParameterKey] = { default: p3.DefaultValue };
+    return declared;
+  }
+  async createChangeSet(type, parameters) {
     const { spec } = this;
     const template = spec.template;
     const pairs = (o3) => Object.keys(o3).sort();
@@ -69768,7 +69819,7 @@ var StackOperation = class {
           ChangeSetName: spec.changeSetName,
           ChangeSetType: type,
           ..."url" in template ? { TemplateURL: template.url } : { TemplateBody: template.body },
-          Parameters: pairs(spec.parameters).map((k5) => ({ ParameterKey: k5, ParameterValue: spec.parameters[k5] })),
+          Parameters: parameters,
           Tags: pairs(spec.tags).map((k5) => ({ Key: k5, Value: spec.tags[k5] })),
           Capabilities: spec.capabilities,
           RoleARN: spec.roleArn,
@@ -69942,6 +69993,11 @@ function outputsOf(stack) {
   const outputs = {};
   for (const o3 of stack?.Outputs ?? []) if (o3.OutputKey) outputs[o3.OutputKey] = o3.OutputValue ?? "";
   return outputs;
+}
+function parametersOf(stack) {
+  const parameters = {};
+  for (const p3 of stack?.Parameters ?? []) if (p3.ParameterKey) parameters[p3.ParameterKey] = p3.ParameterValue ?? "";
+  return parameters;
 }
 function toChangeRow(change) {
   const rc = change.ResourceChange;
@@ -70154,6 +70210,11 @@ async function run() {
     const template = mode === "delete" ? inputs.optional("template") : inputs.required("template", "a file path or an https:// S3 URL");
     const inline = inputs.keyValues("parameters", PARAMETER_KEY);
     const parametersFile = inputs.optional("parameters-file");
+    const keepPrevious = inputs.boolean("keep-previous-parameters", true);
+    const required = inputs.list("required-parameters");
+    for (const k5 of required) {
+      if (!PARAMETER_KEY.test(k5)) inputs.fail("required-parameters", `${JSON.stringify(k5)} is not a parameter name`);
+    }
     const inlineTags = inputs.keyValues("tags", TAG_KEY);
     const capabilities = inputs.list("capabilities");
     for (const c5 of capabilities) {
@@ -70179,6 +70240,8 @@ async function run() {
       template: template === void 0 ? void 0 : await resolveTemplate(template),
       // Inline wins: the workflow sets what only it knows (the code key from publish) over the environment's file.
       parameters: { ...fromFile.parameters, ...inline },
+      keepPreviousParameters: keepPrevious,
+      requiredParameters: required,
       tags: { ...fromFile.tags, ...inlineTags },
       capabilities,
       roleArn,

@@ -7,11 +7,13 @@ import {
   DescribeStackEventsCommand,
   DescribeStacksCommand,
   ExecuteChangeSetCommand,
+  GetTemplateSummaryCommand,
   UpdateTerminationProtectionCommand,
   type Capability,
   type Change,
   type CloudFormationClient,
   type DescribeChangeSetOutput,
+  type Parameter,
   type Stack,
   type StackEvent,
 } from "@aws-sdk/client-cloudformation";
@@ -34,6 +36,13 @@ export interface StackSpec {
   /** Required for deploy and plan. */
   template?: TemplateSource;
   parameters: Record<string, string>;
+  /**
+   * On an update, parameters the stack has and the template still declares, but `parameters` does not give, keep the
+   * stack's value (UsePreviousValue) instead of falling back to the template's default.
+   */
+  keepPreviousParameters?: boolean;
+  /** Parameters whose value (given, kept or the template's default) must not be empty. */
+  requiredParameters?: string[];
   tags: Record<string, string>;
   capabilities: Capability[];
   roleArn?: string;
@@ -132,6 +141,7 @@ class StackOperation {
       changeSet: this.changeSet,
       recreated: this.recreated,
       outputs: outputsOf(stack),
+      parameters: parametersOf(stack),
       durationMs: this.now() - this.started,
       notes: this.notes,
     };
@@ -164,6 +174,9 @@ class StackOperation {
       if (stack?.StackStatus === "DELETE_COMPLETE") stack = undefined;
     }
 
+    // Before the ROLLBACK_COMPLETE recovery deletes anything: a deploy that cannot go ahead must not start.
+    if (stack?.StackStatus === "ROLLBACK_COMPLETE") await this.changeSetParameters(undefined);
+
     if (stack?.StackStatus === "ROLLBACK_COMPLETE") {
       const why = `stack ${stackName} is in ROLLBACK_COMPLETE (its creation failed and was rolled back); CloudFormation cannot update it`;
       this.recreated = true;
@@ -186,7 +199,8 @@ class StackOperation {
     }
 
     const type = !stack || stack.StackStatus === "REVIEW_IN_PROGRESS" ? "CREATE" : "UPDATE";
-    const created = await this.createChangeSet(type);
+    const parameters = await this.changeSetParameters(type === "UPDATE" ? stack : undefined);
+    const created = await this.createChangeSet(type, parameters);
     if (created === "empty") {
       this.log.info(`no changes: stack ${stackName} already matches the template and parameters`);
       if (this.options.mode === "deploy" && stack) stack = await this.applyTerminationProtection(stack);
@@ -276,7 +290,65 @@ class StackOperation {
     return final;
   }
 
-  private async createChangeSet(type: "CREATE" | "UPDATE"): Promise<"empty" | { stackId: string }> {
+  /**
+   * What the change set is given for each parameter: the spec's values, and on an update UsePreviousValue for the ones
+   * it omits (CloudFormation would otherwise use the template's default). Checks the required ones on the way.
+   */
+  private async changeSetParameters(existing: Stack | undefined): Promise<Parameter[]> {
+    const { spec } = this;
+    const given = spec.parameters;
+    const previous: Record<string, string> = {};
+    for (const p of existing?.Parameters ?? []) if (p.ParameterKey) previous[p.ParameterKey] = p.ParameterValue ?? "";
+    const omitted = spec.keepPreviousParameters ? Object.keys(previous).filter((k) => !Object.hasOwn(given, k)) : [];
+    const required = spec.requiredParameters ?? [];
+    const declared = omitted.length || required.some((k) => !Object.hasOwn(given, k)) ? await this.declared() : {};
+    // A parameter the new template dropped cannot be kept: CloudFormation refuses unknown keys.
+    const kept = omitted.filter((k) => Object.hasOwn(declared, k)).sort();
+    if (kept.length) {
+      this.notes.push(`Parameters not given kept their previous values: ${kept.join(", ")}.`);
+      this.log.info(`keeping the stack's values of ${kept.join(", ")} (not given)`);
+    }
+
+    const empty = required.filter((k) => {
+      const value = Object.hasOwn(given, k) ? given[k] : kept.includes(k) ? previous[k] : declared[k]?.default;
+      return !value;
+    });
+    if (empty.length) {
+      throw this.fail(
+        "PARAMETERS_INVALID",
+        empty
+          .map((k) =>
+            Object.hasOwn(given, k)
+              ? `${k} must not be empty, and it is given empty`
+              : `${k} must not be empty: it is not given, and ${kept.includes(k) ? "the stack's value" : "the template's default"} is empty`,
+          )
+          .join("; ") + ` (required-parameters: ${required.join(", ")}); nothing was changed`,
+      );
+    }
+    const rows: Parameter[] = Object.keys(given).map((k) => ({ ParameterKey: k, ParameterValue: given[k] }));
+    for (const k of kept) rows.push({ ParameterKey: k, UsePreviousValue: true });
+    return rows.sort((a, b) => (a.ParameterKey! < b.ParameterKey! ? -1 : a.ParameterKey! > b.ParameterKey! ? 1 : 0));
+  }
+
+  /** The new template's parameters and their defaults, as CloudFormation reads them. */
+  private async declared(): Promise<Record<string, { default?: string }>> {
+    const template = this.spec.template!;
+    const out = await this.call("get template summary", () =>
+      this.cfn.send(
+        new GetTemplateSummaryCommand(
+          "url" in template ? { TemplateURL: template.url } : { TemplateBody: template.body },
+        ),
+      ),
+    );
+    const declared: Record<string, { default?: string }> = {};
+    for (const p of out?.Parameters ?? []) if (p.ParameterKey) declared[p.ParameterKey] = { default: p.DefaultValue };
+    return declared;
+  }
+
+  private async createChangeSet(
+    type: "CREATE" | "UPDATE",
+    parameters: Parameter[],
+  ): Promise<"empty" | { stackId: string }> {
     const { spec } = this;
     const template = spec.template!;
     const pairs = (o: Record<string, string>) => Object.keys(o).sort();
@@ -288,7 +360,7 @@ class StackOperation {
           ChangeSetName: spec.changeSetName,
           ChangeSetType: type,
           ...("url" in template ? { TemplateURL: template.url } : { TemplateBody: template.body }),
-          Parameters: pairs(spec.parameters).map((k) => ({ ParameterKey: k, ParameterValue: spec.parameters[k] })),
+          Parameters: parameters,
           Tags: pairs(spec.tags).map((k) => ({ Key: k, Value: spec.tags[k] })),
           Capabilities: spec.capabilities,
           RoleARN: spec.roleArn,
@@ -474,6 +546,12 @@ function outputsOf(stack: Stack | undefined): Record<string, string> {
   const outputs: Record<string, string> = {};
   for (const o of stack?.Outputs ?? []) if (o.OutputKey) outputs[o.OutputKey] = o.OutputValue ?? "";
   return outputs;
+}
+
+function parametersOf(stack: Stack | undefined): Record<string, string> {
+  const parameters: Record<string, string> = {};
+  for (const p of stack?.Parameters ?? []) if (p.ParameterKey) parameters[p.ParameterKey] = p.ParameterValue ?? "";
+  return parameters;
 }
 
 function toChangeRow(change: Change): ChangeRow[] {

@@ -38,6 +38,11 @@ export async function run(): Promise<void> {
         : inputs.required("template", "a file path or an https:// S3 URL");
     const inline = inputs.keyValues("parameters", PARAMETER_KEY);
     const parametersFile = inputs.optional("parameters-file");
+    const keepPrevious = inputs.boolean("keep-previous-parameters", true);
+    const required = inputs.list("required-parameters");
+    for (const k of required) {
+      if (!PARAMETER_KEY.test(k)) inputs.fail("required-parameters", `${JSON.stringify(k)} is not a parameter name`);
+    }
     const inlineTags = inputs.keyValues("tags", TAG_KEY);
     const capabilities = inputs.list("capabilities");
     for (const c of capabilities) {
@@ -64,6 +69,8 @@ export async function run(): Promise<void> {
       template: template === undefined ? undefined : await resolveTemplate(template),
       // Inline wins: the workflow sets what only it knows (the code key from publish) over the environment's file.
       parameters: { ...fromFile.parameters, ...inline },
+      keepPreviousParameters: keepPrevious,
+      requiredParameters: required,
       tags: { ...fromFile.tags, ...inlineTags },
       capabilities: capabilities as Capability[],
       roleArn,

@@ -51,12 +51,20 @@ export interface StackResult {
   /** The stack was in ROLLBACK_COMPLETE and was deleted before being created again (or would be, in plan mode). */
   recreated: boolean;
   outputs: Record<string, string>;
+  /** The stack's parameter values when the step ended, as CloudFormation reports them (NoEcho ones masked). */
+  parameters: Record<string, string>;
   durationMs: number;
   notes: string[];
 }
 
 export type DeployErrorCode =
-  "TEMPLATE_INVALID" | "CHANGE_SET_FAILED" | "STACK_OPERATION_FAILED" | "STACK_STATE" | "TIMEOUT" | "AWS_CALL_FAILED";
+  | "TEMPLATE_INVALID"
+  | "PARAMETERS_INVALID"
+  | "CHANGE_SET_FAILED"
+  | "STACK_OPERATION_FAILED"
+  | "STACK_STATE"
+  | "TIMEOUT"
+  | "AWS_CALL_FAILED";
 
 /**
  * A deploy that did not reach its goal. It carries what was learnt on the way (the change set, the failed resources,

@@ -230,3 +230,85 @@ describe("deploy-stack as a process", () => {
     expect(cfn.calls.length).toBe(callsBefore);
   });
 });
+
+describe("deploy-stack parameters", () => {
+  const body = [
+    "Parameters:",
+    "  CodeKey: {Type: String}",
+    "  LogLevel: {Type: String, Default: INFO}",
+    '  AlarmTopicArn: {Type: String, Default: ""}',
+    "Resources:",
+    "  Queue:",
+    "    Type: AWS::SQS::Queue",
+    "Outputs:",
+    "  LogLevel:",
+    "    Value: !Ref LogLevel",
+    "  AlarmTopicArn:",
+    "    Value: !Ref AlarmTopicArn",
+    "",
+  ].join("\n");
+
+  it("keeps a parameter an update does not give, instead of reverting it to the template's default", async () => {
+    const stack = "bridge-keep";
+    const { templateFile } = files("keep", body);
+    const base = { "stack-name": stack, template: templateFile, "poll-interval-seconds": "0" };
+
+    const first = await runAction("deploy-stack", { ...base, parameters: "CodeKey=a\nLogLevel=DEBUG" }, env());
+    expect(first.errors).toEqual([]);
+    expect(first.outputs).toMatchObject({ outcome: "created", LogLevel: "DEBUG" });
+
+    // The next deploy names only the code key: what the stack has for the others stays.
+    const second = await runAction("deploy-stack", { ...base, parameters: "CodeKey=b" }, env());
+    expect(second.errors).toEqual([]);
+    expect(second.outputs).toMatchObject({ outcome: "updated", LogLevel: "DEBUG" });
+    const create = cfn.calls.filter((c) => c.action === "CreateChangeSet" && c.params.StackName === stack).at(-1)!;
+    const sent = Object.entries(create.params).filter(([k]) => k.startsWith("Parameters.member."));
+    expect(Object.fromEntries(sent)).toMatchObject({
+      "Parameters.member.1.ParameterKey": "AlarmTopicArn",
+      "Parameters.member.1.UsePreviousValue": "true",
+      "Parameters.member.2.ParameterKey": "CodeKey",
+      "Parameters.member.2.ParameterValue": "b",
+      "Parameters.member.3.ParameterKey": "LogLevel",
+      "Parameters.member.3.UsePreviousValue": "true",
+    });
+    expect(second.summary).toContain("kept their previous values: AlarmTopicArn, LogLevel");
+
+    // Asked not to: the template's default again.
+    const third = await runAction(
+      "deploy-stack",
+      { ...base, parameters: "CodeKey=c", "keep-previous-parameters": "false" },
+      env(),
+    );
+    expect(third.errors).toEqual([]);
+    expect(third.outputs).toMatchObject({ outcome: "updated", LogLevel: "INFO" });
+  });
+
+  it("refuses a deploy that would leave a required parameter empty, before any change set", async () => {
+    const stack = "bridge-production-like";
+    const { templateFile } = files("required", body);
+    const base = {
+      "stack-name": stack,
+      template: templateFile,
+      "poll-interval-seconds": "0",
+      "required-parameters": "AlarmTopicArn",
+    };
+
+    const empty = await runAction("deploy-stack", { ...base, parameters: "CodeKey=a\nAlarmTopicArn=" }, env());
+    expect(empty.code).toBe(1);
+    expect(empty.errors.at(-1)).toContain("AlarmTopicArn must not be empty");
+    // Not given at all: the template's default ("") counts, and is refused the same way.
+    const omitted = await runAction("deploy-stack", { ...base, parameters: "CodeKey=a" }, env());
+    expect(omitted.code).toBe(1);
+    expect(omitted.errors.at(-1)).toContain("AlarmTopicArn must not be empty");
+    expect(cfn.calls.filter((c) => c.action === "CreateChangeSet" && c.params.StackName === stack)).toEqual([]);
+
+    const topic = "arn:aws:sns:us-east-1:123456789012:on-call";
+    const ok = await runAction("deploy-stack", { ...base, parameters: `CodeKey=a\nAlarmTopicArn=${topic}` }, env());
+    expect(ok.errors).toEqual([]);
+    expect(ok.outputs).toMatchObject({ outcome: "created", AlarmTopicArn: topic });
+    // Kept from the stack, it still counts.
+    const kept = await runAction("deploy-stack", { ...base, parameters: "CodeKey=b" }, env());
+    expect(kept.errors).toEqual([]);
+    expect(kept.outputs).toMatchObject({ outcome: "updated", AlarmTopicArn: topic });
+  });
+});

@@ -8,6 +8,7 @@ import {
   DescribeStackEventsCommand,
   DescribeStacksCommand,
   ExecuteChangeSetCommand,
+  GetTemplateSummaryCommand,
   UpdateTerminationProtectionCommand,
   type Stack,
   type StackEvent,
@@ -255,6 +256,59 @@ describe("deploy mode", () => {
       StackName: STACK_ID,
       ChangeSetName: "gha-100-1-abc",
     });
+  });
+
+  it("keeps the stack's value of an omitted parameter only while the new template still declares it", async () => {
+    cfnMock.on(DescribeStacksCommand, { StackName: NAME }).resolves(
+      stack("UPDATE_COMPLETE", {
+        Parameters: [
+          { ParameterKey: "LogLevel", ParameterValue: "DEBUG" },
+          { ParameterKey: "Dropped", ParameterValue: "x" },
+          { ParameterKey: "MemorySize", ParameterValue: "2048" },
+        ],
+      }),
+    );
+    cfnMock.on(GetTemplateSummaryCommand).resolves({
+      Parameters: [
+        { ParameterKey: "LogLevel", DefaultValue: "INFO" },
+        { ParameterKey: "MemorySize", DefaultValue: "1024" },
+        { ParameterKey: "CodeKey" },
+      ],
+    });
+    cfnMock.on(CreateChangeSetCommand).resolves({ Id: CS_ID, StackId: STACK_ID });
+    cfnMock.on(DescribeChangeSetCommand).resolves({
+      Status: "FAILED",
+      StatusReason: "The submitted information didn't contain changes.",
+    });
+
+    const result = await (await run("deploy", { keepPreviousParameters: true })).promise;
+
+    expect(result.outcome).toBe("no-changes");
+    expect(cfnMock.commandCalls(GetTemplateSummaryCommand)[0]!.args[0].input).toEqual({
+      TemplateURL: "https://deploy.s3.eu-west-1.amazonaws.com/templates/abc/bridge.yaml",
+    });
+    expect(cfnMock.commandCalls(CreateChangeSetCommand)[0]!.args[0].input.Parameters).toEqual([
+      { ParameterKey: "CodeKey", ParameterValue: "lambda/abc.zip" },
+      { ParameterKey: "LogLevel", UsePreviousValue: true },
+      { ParameterKey: "MemorySize", ParameterValue: "512" },
+    ]);
+    expect(result.notes).toEqual(["Parameters not given kept their previous values: LogLevel."]);
+  });
+
+  it("asks for the template's parameters only when something is omitted or required", async () => {
+    cfnMock
+      .on(DescribeStacksCommand, { StackName: NAME })
+      .resolves(stack("UPDATE_COMPLETE", { Parameters: [{ ParameterKey: "MemorySize", ParameterValue: "1" }] }));
+    cfnMock.on(CreateChangeSetCommand).resolves({ Id: CS_ID, StackId: STACK_ID });
+    cfnMock
+      .on(DescribeChangeSetCommand)
+      .resolves({ Status: "FAILED", StatusReason: "No updates are to be performed." });
+
+    await (
+      await run("deploy", { keepPreviousParameters: true, requiredParameters: ["CodeKey"] })
+    ).promise;
+
+    expect(cfnMock.commandCalls(GetTemplateSummaryCommand)).toHaveLength(0);
   });
 
   it("fails with the failing resources and their reasons when the update rolls back", async () => {
