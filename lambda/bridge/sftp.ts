@@ -11,7 +11,7 @@ import type { ResolvedCredentials } from "./credentials";
 /**
  * The SFTP endpoint: one authenticated connection with pinned host keys, and the few operations the engine needs.
  * Bulk data goes through our own pipelined reader/writer on ssh2's SFTP channel, because ssh2's streams keep a single
- * request in flight (FIELD-NOTES: that caps a loopback transfer far below the link); every foreign error is wrapped
+ * request in flight (docs/field-notes.md: that caps a loopback transfer far below the link); every foreign error is wrapped
  * here, once, into an SftpError naming the operation and the remote path.
  */
 
@@ -246,7 +246,7 @@ export const connectSftp: SftpConnector = async (target, logger) => {
 
 /**
  * Performance settings for an established ssh2 connection; none changes what goes over the wire, only how fast.
- * - TCP_NODELAY: Nagle's algorithm stalls request/response SFTP traffic (FIELD-NOTES: 1.6 MB/s -> 142 MB/s).
+ * - TCP_NODELAY: Nagle's algorithm stalls request/response SFTP traffic (docs/field-notes.md: 1.6 MB/s -> 142 MB/s).
  * - Writes batched per tick: ssh2 hands the socket each packet in 3-4 pieces (length, body, tag), so with NODELAY
  *   every SSH packet cost 3-4 write syscalls and as many TCP segments. Corking until the end of the tick turns the
  *   requests issued together into one writev.
@@ -578,7 +578,7 @@ class Ssh2Session implements SftpSession {
     try {
       await this.guard(this.client.rename(from, to), () => `sftp rename ${from}`);
     } catch (err) {
-      // Plain SFTP rename refuses an existing target (FIELD-NOTES); without posix-rename the best we can do is
+      // Plain SFTP rename refuses an existing target (docs/field-notes.md); without posix-rename the best we can do is
       // remove the old copy first. The window where neither exists is short and the new bytes are already verified.
       if (replace && (await this.stat(to).catch(() => undefined))) {
         await this.remove(to);

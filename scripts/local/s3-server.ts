@@ -121,7 +121,7 @@ function makeLocalS3(
       credentials: CREDENTIALS,
       // `localhost` or virtual-host style would send requests to bucket.127.0.0.1.
       forcePathStyle: true,
-      // s3rver stores the SDK's aws-chunked framing inside streamed bodies under the default (FIELD-NOTES).
+      // s3rver stores the SDK's aws-chunked framing inside streamed bodies under the default (docs/field-notes.md).
       requestChecksumCalculation: "WHEN_REQUIRED",
       responseChecksumValidation: "WHEN_REQUIRED",
     });

@@ -176,7 +176,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId,
       AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey,
       AWS_REGION: s3.region,
-      // s3rver stores streamed bodies with the SDK's checksum framing inside them otherwise (FIELD-NOTES).
+      // s3rver stores streamed bodies with the SDK's checksum framing inside them otherwise (docs/field-notes.md).
       AWS_REQUEST_CHECKSUM_CALCULATION: "WHEN_REQUIRED",
       AWS_RESPONSE_CHECKSUM_VALIDATION: "WHEN_REQUIRED",
       BRIDGE_CONFIG: configPath,

@@ -28,7 +28,7 @@ function connect(args: BenchArgs): Promise<{ client: Client; sftp: SFTPWrapper; 
     client.on("handshake", (negotiated) => (cipher = negotiated.cs.cipher));
     client.on("error", reject);
     client.on("ready", () => {
-      // FIELD-NOTES: without TCP_NODELAY ssh2 is ten times slower on loopback; the engine sets it too.
+      // docs/field-notes.md: without TCP_NODELAY ssh2 is ten times slower on loopback; the engine sets it too.
       client.setNoDelay(true);
       client.sftp((err, sftp) => (err ? reject(err) : resolve({ client, sftp, cipher })));
     });

@@ -59,7 +59,7 @@ async function connect(auth: Auth, target = server, pinned = target.hostKeyFinge
     readyTimeout: 10_000,
   });
   const ssh = (client as unknown as { client: Client }).client;
-  // FIELD-NOTES: without TCP_NODELAY on the client side streams crawl at a few MB/s.
+  // docs/field-notes.md: without TCP_NODELAY on the client side streams crawl at a few MB/s.
   ssh.setNoDelay(true);
   return { client, sftp, ssh };
 }

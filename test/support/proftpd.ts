@@ -69,7 +69,7 @@ export async function startProftpd(options: ProftpdOptions = {}): Promise<Proftp
     await mkdir(root, { mode: 0o755 });
     await chown(root, uid, gid);
 
-    // Host key: ECDSA P-256 in PEM ("BEGIN EC PRIVATE KEY"), the format every mod_sftp release reads (FIELD-NOTES;
+    // Host key: ECDSA P-256 in PEM ("BEGIN EC PRIVATE KEY"), the format every mod_sftp release reads (docs/field-notes.md;
     // 1.3.8 also reads OpenSSH-format keys). Only one key, so ssh2 and rclone cannot negotiate a different type than
     // the one pinned; ECDSA also gives the bridge's pinning a second key type next to sshd's ed25519.
     const hostKey = path.join(etc, "ssh_host_ecdsa_key");
@@ -193,7 +193,7 @@ DefaultChdir ${REMOTE_ROOT}
 Umask 022
 # As in Debian's stock proftpd.conf: without it an upload onto an existing name is refused.
 AllowOverwrite on
-# Needed for SFTP appends / resumed writes at an offset (FIELD-NOTES).
+# Needed for SFTP appends / resumed writes at an offset (docs/field-notes.md).
 AllowStoreRestart on
 
 SFTPEngine on
