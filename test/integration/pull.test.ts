@@ -2,8 +2,10 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { appendFile, mkdir, readdir, utimes, writeFile } from "node:fs/promises";
 import path from "node:path";
-import type { RunReport } from "../../lambda/bridge";
+import { S3Client } from "@aws-sdk/client-s3";
+import { connectSftp, type RunReport, type SftpConnector } from "../../lambda/bridge";
 import { startBridgeEnv, type BridgeEnv } from "../support/bridge-env";
+import { startHttpFaultProxy } from "../support/http-fault-proxy";
 
 const sha = (b: Buffer | string) => createHash("sha256").update(b).digest("hex");
 
@@ -77,21 +79,33 @@ describe("pull SFTP -> S3 on the embedded SFTP server and s3rver", () => {
 
   it("leaves a file that is still growing for the next run", async () => {
     await drop("/OUT/growing.csv", "start\n");
-    const timer = setInterval(() => void appendFile(env.local("/OUT/growing.csv"), "more\n"), 50);
-    try {
-      const config = env.config((doc) => {
-        doc.streams.psp!.pull!.patterns = ["growing.csv"];
-        doc.streams.psp!.pull!.stableCheckMs = 400;
-      });
-      const report = await env.bridge(config).pull(["psp"]);
-      const growing = report.streams[0]?.skipped.find((s) => s.source === "/OUT/growing.csv");
-      expect(growing?.reason).toBe("growing");
-      expect(report.streams[0]?.files).toBe(0);
-      expect(await env.get("psp/inbound/growing.csv")).toBeUndefined();
-    } finally {
-      clearInterval(timer);
-    }
+    // The partner appends exactly between the listing and the stability check's second look: the connector lets the
+    // test act at that moment instead of racing a timer against the check (which, on a loaded machine, it can lose).
+    let listings = 0;
+    const connect: SftpConnector = async (target, logger) => {
+      const session = await connectSftp(target, logger);
+      const list = session.list.bind(session);
+      session.list = async (dir) => {
+        if (dir === "/OUT" && ++listings === 2) await appendFile(env.local("/OUT/growing.csv"), "more\n");
+        return list(dir);
+      };
+      return session;
+    };
+    const config = env.config((doc) => {
+      doc.streams.psp!.pull!.patterns = ["growing.csv"];
+      doc.streams.psp!.pull!.stableCheckMs = 50;
+    });
+    const report = await env.bridge(config, { connect }).pull(["psp"]);
+    expect(listings).toBe(2);
+    const growing = report.streams[0]?.skipped.find((s) => s.source === "/OUT/growing.csv");
+    expect(growing?.reason).toBe("growing");
+    expect(report.streams[0]?.files).toBe(0);
+    expect(await env.get("psp/inbound/growing.csv")).toBeUndefined();
     expect(existsSync(env.local("/OUT/growing.csv"))).toBe(true);
+    // Once it stopped growing, it is taken whole.
+    const later = await env.bridge(config).pull(["psp"]);
+    expect(later.streams[0]?.files).toBe(1);
+    expect((await env.get("psp/inbound/growing.csv"))?.toString()).toBe("start\nmore\n");
   });
 
   it("archives a second file of the same name under a collision-safe name", async () => {
@@ -251,5 +265,45 @@ describe("pull verification: S3's own answer, or a HEAD", () => {
     // Both receipts carry the ETag S3 gave the stored object.
     const receipts = await bridge.context.receipts.list("psp", { direction: "pull" });
     expect(receipts.map((r) => r.destination.eTag).every((e) => typeof e === "string" && e.length > 2)).toBe(true);
+  });
+
+  it("does not take a single PutObject as verified when its ETag is not the MD5 sent: the HEAD decides", async () => {
+    // An S3 whose answers the bridge must not trust blindly: the PUT's ETag is not the body's MD5 (as with SSE-KMS),
+    // and the HEAD then reports a size other than the file's. Only a HEAD-based check can notice.
+    const proxy = await startHttpFaultProxy(env.s3.endpoint);
+    proxy.extraHeaders = (method, p): Record<string, string> | undefined => {
+      if (!p.includes("/psp/inbound/etag.csv")) return undefined;
+      if (method === "PUT") return { etag: '"0123456789abcdef0123456789abcdef"' };
+      if (method === "HEAD") return { "content-length": "3" };
+      return undefined;
+    };
+    const client = new S3Client({
+      endpoint: proxy.endpoint,
+      region: env.s3.region,
+      credentials: env.s3.credentials,
+      forcePathStyle: true,
+      requestChecksumCalculation: "WHEN_REQUIRED",
+    });
+    try {
+      await mkdir(env.local("/OUT"), { recursive: true });
+      await writeFile(env.local("/OUT/etag.csv"), "e,t,a,g\n");
+      const t = new Date(Date.now() - 120_000);
+      await utimes(env.local("/OUT/etag.csv"), t, t);
+      const report = await env
+        .bridge(
+          env.config((doc) => {
+            doc.streams.psp!.pull!.patterns = ["etag.csv"];
+          }),
+          { s3: client },
+        )
+        .pull(["psp"]);
+      expect(report.streams[0]?.files).toBe(0);
+      expect(report.streams[0]?.failed[0]).toMatchObject({ code: "VERIFY_FAILED" });
+      expect(report.streams[0]?.failed[0]?.message).toMatch(/S3 has 3, source \/OUT\/etag\.csv has 8 bytes/);
+      expect(existsSync(env.local("/OUT/etag.csv"))).toBe(true);
+    } finally {
+      client.destroy();
+      await proxy.close();
+    }
   });
 });
