@@ -176,6 +176,27 @@ export function evaluateTemplate(template: CfnTemplate, options: EvalOptions = {
         };
         break;
       }
+      case "AWS::IAM::ManagedPolicy": {
+        const name = named("ManagedPolicyName") ?? generated;
+        const policyArn = `arn:aws:iam::${TEST_ACCOUNT}:policy${named("Path") ?? "/"}${name}`;
+        id = { ref: policyArn, attributes: { PolicyArn: policyArn } };
+        break;
+      }
+      case "AWS::IAM::OIDCProvider": {
+        const host = (named("Url") ?? "https://oidc.example.com").replace(/^https:\/\//, "");
+        const providerArn = `arn:aws:iam::${TEST_ACCOUNT}:oidc-provider/${host}`;
+        id = { ref: providerArn, attributes: { Arn: providerArn } };
+        break;
+      }
+      case "AWS::CloudWatch::Alarm": {
+        const name = named("AlarmName") ?? generated;
+        id = { ref: name, attributes: { Arn: arn("cloudwatch", `alarm:${name}`) } };
+        break;
+      }
+      case "AWS::CloudWatch::Dashboard": {
+        id = { ref: named("DashboardName") ?? generated, attributes: {} };
+        break;
+      }
       case "AWS::Transfer::Server": {
         const serverId = `s-${suffix(logicalId).toLowerCase()}abcdef`;
         id = {

@@ -115,7 +115,17 @@ export async function actionProblems(action: string): Promise<string[]> {
   return matches.length > 0 ? [] : [`${action}: matches no IAM action`];
 }
 
+/**
+ * Keys an OIDC identity provider adds, named after its URL rather than a service, so iam-data does not list them. Only
+ * GitHub's, and only the two its tokens always carry and the trust policies here may test.
+ */
+const OIDC_CONDITION_KEYS = new Set([
+  "token.actions.githubusercontent.com:aud",
+  "token.actions.githubusercontent.com:sub",
+]);
+
 export async function conditionKeyProblems(key: string): Promise<string[]> {
+  if (OIDC_CONDITION_KEYS.has(key)) return [];
   return (await findConditionKey(key)) ? [] : [`${key}: no such condition key`];
 }
 
@@ -126,7 +136,25 @@ export interface Request {
   /** A resource policy (bucket, queue or key policy) that also applies. */
   resourcePolicy?: PolicyDocument;
   sessionPolicy?: PolicyDocument;
+  /** The permissions boundary of the calling role, if it has one. */
+  permissionBoundary?: PolicyDocument;
   principal?: string;
+}
+
+/**
+ * aws:PrincipalArn as AWS sets it: for a role session, the role's ARN (not the session's), which is what bucket
+ * policies fence on. iam-simulate does not derive it, so requests get it here unless they give their own.
+ */
+export function principalArn(principal: string): string | undefined {
+  const session = /^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role\/([^/]+)\/.+$/.exec(principal);
+  if (session) return `arn:${session[1]}:iam::${session[2]}:role/${session[3]}`;
+  // An IAM user or role ARN is its own; a service principal (s3.amazonaws.com) has none.
+  return principal.startsWith("arn:") ? principal : undefined;
+}
+
+function withPrincipalArn(principal: string): Record<string, string> {
+  const arn = principalArn(principal);
+  return arn ? { "aws:PrincipalArn": arn } : {};
 }
 
 /** iam-simulate's verdict for one request; a request iam-simulate cannot evaluate fails the test with its errors. */
@@ -134,19 +162,23 @@ export async function simulate(
   identityPolicies: { name: string; policy: PolicyDocument }[],
   request: Request,
 ): Promise<EvaluationResult> {
+  const principal = request.principal ?? `arn:aws:sts::${TEST_ACCOUNT}:assumed-role/test-role/test-session`;
   const result = await runSimulation(
     {
       request: {
-        principal: request.principal ?? `arn:aws:sts::${TEST_ACCOUNT}:assumed-role/test-role/test-session`,
+        principal,
         action: request.action,
         resource: { resource: request.resource, accountId: TEST_ACCOUNT },
-        contextVariables: request.context ?? {},
+        contextVariables: { ...withPrincipalArn(principal), ...request.context },
       },
       identityPolicies,
       serviceControlPolicies: [],
       resourceControlPolicies: [],
       ...(request.resourcePolicy ? { resourcePolicy: request.resourcePolicy } : {}),
       ...(request.sessionPolicy ? { sessionPolicy: request.sessionPolicy } : {}),
+      ...(request.permissionBoundary
+        ? { permissionBoundaryPolicies: [{ name: "boundary", policy: request.permissionBoundary }] }
+        : {}),
     },
     {},
   );

@@ -34,6 +34,32 @@ const RESOURCE_KEYS = new Set([
   "Metadata",
 ]);
 
+/**
+ * What the DeletionPolicy and UpdateReplacePolicy attributes accept, per CloudFormation's documentation of them (the
+ * registry schemas in the spec database do not carry resource attributes). RetainExceptOnCreate applies to every
+ * resource type but only on deletion; Snapshot only to types that can take one.
+ */
+const DELETION_POLICIES = new Set(["Delete", "Retain", "RetainExceptOnCreate", "Snapshot"]);
+const UPDATE_REPLACE_POLICIES = new Set(["Delete", "Retain", "Snapshot"]);
+const SNAPSHOT_TYPES = new Set([
+  "AWS::DocDB::DBCluster",
+  "AWS::EC2::Volume",
+  "AWS::ElastiCache::CacheCluster",
+  "AWS::ElastiCache::ReplicationGroup",
+  "AWS::Neptune::DBCluster",
+  "AWS::RDS::DBCluster",
+  "AWS::RDS::DBInstance",
+  "AWS::Redshift::Cluster",
+]);
+
+function policyProblems(path: string, type: string, key: string, value: unknown, allowed: Set<string>): string[] {
+  if (value === undefined) return [];
+  if (typeof value !== "string" || !allowed.has(value)) {
+    return [`${path}.${key}: ${describe(value)} is not one of ${[...allowed].join(", ")}`];
+  }
+  return value === "Snapshot" && !SNAPSHOT_TYPES.has(type) ? [`${path}.${key}: ${type} cannot take a Snapshot`] : [];
+}
+
 function describe(value: unknown): string {
   return JSON.stringify(value)?.slice(0, 80) ?? String(value);
 }
@@ -153,6 +179,10 @@ export function checkAgainstSpec(template: CfnTemplate): string[] {
     const path = `Resources.${logicalId}`;
     for (const key of Object.keys(res))
       if (!RESOURCE_KEYS.has(key)) checker.problems.push(`${path}: unknown key ${key}`);
+    checker.problems.push(
+      ...policyProblems(path, res.Type, "DeletionPolicy", res.DeletionPolicy, DELETION_POLICIES),
+      ...policyProblems(path, res.Type, "UpdateReplacePolicy", res.UpdateReplacePolicy, UPDATE_REPLACE_POLICIES),
+    );
     const resource = resourceSpec(res.Type);
     if (!resource) {
       checker.problems.push(`${path}: unknown resource type ${res.Type}`);

@@ -1,3 +1,4 @@
+import { EVENT_SOURCE } from "../../lambda/bridge";
 import { TEST_ACCOUNT, TEST_REGION, type ResolvedTemplate } from "../support/template-eval";
 import { evalBridge, evalSftpServer } from "../support/template-fixtures";
 import {
@@ -38,6 +39,7 @@ const FULL = {
   SubnetIds: "subnet-0123",
   SecurityGroupIds: "sg-0123",
   AlarmTopicArn: arn("sns", "bridge-alarms"),
+  EventBusName: "partner-files",
 };
 
 const variants: [string, ResolvedTemplate][] = [
@@ -209,6 +211,11 @@ describe("bridge.yaml: the function role is least privilege", () => {
     const logGroup = r.resources.LogGroup!.ref;
     const secret = (name: string) => arn("secretsmanager", `secret:${name}-AbCdEf`);
     const param = (name: string) => arn("ssm", `parameter${name}`);
+    const events = (...sources: string[]): Request => ({
+      action: "events:PutEvents",
+      resource: arn("events", "event-bus/partner-files"),
+      context: { "events:source": sources },
+    });
     const cases: Case[] = [
       // push: read the sources (and their versions), delete after delivery
       ["read a push source", s3("s3:GetObject", "psp/outbound/2026/a.xml"), true],
@@ -306,6 +313,11 @@ describe("bridge.yaml: the function role is least privilege", () => {
         { action: "ec2:CreateNetworkInterface", resource: arn("ec2", "subnet/subnet-0123") },
         true,
       ],
+      // per-file events, on the one bus and as the bridge only
+      ["publish its file events", events(EVENT_SOURCE), true],
+      ["publish as another source", events("aws.s3"), false],
+      ["slip another source into a batch", events(EVENT_SOURCE, "aws.s3"), false],
+      ["publish to another bus", { ...events(EVENT_SOURCE), resource: arn("events", "event-bus/default") }, false],
       ["invoke a function", { action: "lambda:InvokeFunction", resource: arn("lambda", "function:anything") }, false],
       ["pass a role", { action: "iam:PassRole", resource: `arn:aws:iam::${TEST_ACCOUNT}:role/admin` }, false],
       [
@@ -329,6 +341,15 @@ describe("bridge.yaml: the function role is least privilege", () => {
       ["write any stream key before PullPrefixes names it", s3("s3:PutObject", "psp/inbound/a.xml"), false],
       ["delete (AllowDeleteAfterPush is off)", s3("s3:DeleteObject", "psp/outbound/a.xml"), false],
       ["use a KMS key", kms("kms:Decrypt", OTHER_KEY, "s3"), false],
+      [
+        "publish file events without a bus",
+        {
+          action: "events:PutEvents",
+          resource: arn("events", "event-bus/default"),
+          context: { "events:source": EVENT_SOURCE },
+        },
+        false,
+      ],
       [
         "create a network interface outside VPC mode",
         { action: "ec2:CreateNetworkInterface", resource: arn("ec2", "subnet/subnet-0123") },

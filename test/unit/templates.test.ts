@@ -1,4 +1,6 @@
-import { ENV, REQUIRED_ENV } from "../../lambda/env";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { ENV, readEnv, REQUIRED_ENV } from "../../lambda/env";
 import { parseConfigLocation } from "../../lambda/bridge/config/load";
 import { configSchema, STREAM_NAME } from "../../lambda/bridge/config/schema";
 import { giltLine, type StreamReport } from "../../lambda/bridge/report";
@@ -15,12 +17,15 @@ import {
 } from "../support/template-fixtures";
 import { PSEUDO_PARAMETERS, templateReferences } from "../support/template-refs";
 import { checkAgainstSpec } from "../support/template-spec";
+import { esbuildOptions } from "../../scripts/package";
 
 /**
  * Static checks of the CloudFormation templates (what the stale npm cfn-lint cannot do, see FIELD-NOTES.md), and
  * behaviour checks: each template evaluated under concrete parameters the way CloudFormation would deploy it.
  * IAM actions and least privilege are in templates-iam.test.ts.
  */
+
+const BRIDGE_TEMPLATE_PATH = join(__dirname, "../../templates/bridge.yaml");
 
 const templates: [string, CfnTemplate][] = [
   ["bridge.yaml", bridge],
@@ -232,6 +237,22 @@ Outputs:
     expect(problems).toMatch(/unknown resource type AWS::Nothing::Here/);
     expect(problems).toMatch(/has no attribute NoSuchAttribute/);
   });
+
+  it("catches a deletion or replacement policy CloudFormation would refuse", () => {
+    const broken = parseCfnYaml(`
+Resources:
+  Misspelt: { Type: AWS::SQS::Queue, DeletionPolicy: Retian }
+  OnlyOnDelete: { Type: AWS::SQS::Queue, DeletionPolicy: Retain, UpdateReplacePolicy: RetainExceptOnCreate }
+  NoSnapshots: { Type: AWS::S3::Bucket, DeletionPolicy: Snapshot }
+  Fine: { Type: AWS::S3::Bucket, DeletionPolicy: RetainExceptOnCreate, UpdateReplacePolicy: Retain }
+  Db: { Type: AWS::RDS::DBCluster, Properties: { Engine: aurora-postgresql }, DeletionPolicy: Snapshot }
+`);
+    expect(checkAgainstSpec(broken).filter((p) => /Policy/.test(p))).toEqual([
+      'Resources.Misspelt.DeletionPolicy: "Retian" is not one of Delete, Retain, RetainExceptOnCreate, Snapshot',
+      'Resources.OnlyOnDelete.UpdateReplacePolicy: "RetainExceptOnCreate" is not one of Delete, Retain, Snapshot',
+      "Resources.NoSnapshots.DeletionPolicy: AWS::S3::Bucket cannot take a Snapshot",
+    ]);
+  });
 });
 
 // ------------------------------------------------------------------------------------------------ bridge.yaml
@@ -256,9 +277,9 @@ describe("bridge.yaml: the function", () => {
     expect(resolved.Architectures).toEqual(["arm64"]);
   });
 
-  it("sets exactly the environment names of lambda/env.ts", () => {
+  it("sets exactly the environment names of lambda/env.ts, and the runtime's NODE_OPTIONS", () => {
     const variables = (raw.Environment as CfnObject).Variables as CfnObject;
-    expect(Object.keys(variables).sort()).toEqual(Object.values(ENV).sort());
+    expect(Object.keys(variables).sort()).toEqual([...Object.values(ENV), "NODE_OPTIONS"].sort());
     const resolved = (fn(evalBridge()).Environment as CfnObject).Variables as Record<string, string>;
     for (const name of REQUIRED_ENV) expect([name, resolved[name]]).toEqual([name, expect.stringMatching(/\S/)]);
     expect(resolved[ENV.allowFileCredentials]).toBe("false");
@@ -277,6 +298,23 @@ describe("bridge.yaml: the function", () => {
     const ssm = evalBridge({ ConfigParameterName: "/bridge/config.yaml" });
     expect(parseConfigLocation(location(ssm))).toEqual({ kind: "ssm", name: "/bridge/config.yaml" });
     expect(ssm.outputs.ConfigLocation).toBe(location(ssm));
+  });
+
+  it("names the event bus for per-file events only when EventBusName is given", () => {
+    const variables = (r: ResolvedTemplate) => (fn(r).Environment as CfnObject).Variables as Record<string, string>;
+    // Empty means "no bus" to lambda/env.ts, as if the variable were not set.
+    expect(readEnv({ ...variables(evalBridge()) }).eventBus).toBeUndefined();
+    expect(variables(evalBridge({ EventBusName: "partner-files" }))[ENV.eventBus]).toBe("partner-files");
+    expect(() => evalBridge({ EventBusName: "arn:aws:events:eu-west-1:123456789012:event-bus/x" })).toThrow(
+      /AllowedPattern/,
+    );
+  });
+
+  it("applies the source map the package ships to stack traces", () => {
+    // scripts/package.ts links index.js.map and ships it in the zip; Node reads it only when asked to.
+    expect(esbuildOptions().sourcemap).toBe("linked");
+    const variables = (fn(evalBridge()).Environment as CfnObject).Variables as Record<string, string>;
+    expect(variables.NODE_OPTIONS!.split(/\s+/)).toContain("--enable-source-maps");
   });
 
   it("joins a VPC only when subnets are given", () => {
@@ -316,6 +354,36 @@ describe("bridge.yaml: bucket, queue and event source", () => {
         { ServerSideEncryptionByDefault: { SSEAlgorithm: "aws:kms", KMSMasterKeyID: key }, BucketKeyEnabled: true },
       ],
     });
+  });
+
+  it("keeps the bucket when the stack is deleted or the bucket replaced, but not after a failed first create", () => {
+    // Retained on delete and replacement: it holds the partners' files and receipts. A stack whose creation rolls
+    // back has moved nothing yet, so its empty bucket goes with it instead of piling up.
+    expect(bridge.Resources.Bucket).toMatchObject({
+      DeletionPolicy: "RetainExceptOnCreate",
+      UpdateReplacePolicy: "Retain",
+    });
+  });
+
+  it("expires receipts after ReceiptsRetentionDays, and keeps them by default (0)", () => {
+    const rules = (r: ResolvedTemplate) =>
+      ((r.resources.Bucket!.Properties.LifecycleConfiguration as CfnObject).Rules as CfnObject[]).filter(
+        (rule) => rule.Id === "expire-receipts",
+      );
+    expect(rules(evalBridge())).toEqual([]);
+    expect(rules(evalBridge({ ReceiptsRetentionDays: "400" }))).toEqual([
+      { Id: "expire-receipts", Status: "Enabled", Prefix: "_bridge/receipts/", ExpirationInDays: "400" },
+    ]);
+    const moved = rules(evalBridge({ ReceiptsRetentionDays: "400", ReceiptsPrefix: "audit/receipts/" }));
+    expect(moved[0]!.Prefix).toBe("audit/receipts/");
+    // A receipt is also the duplicate check of its object version: it must outlive every S3 event that can still be
+    // delivered or redriven, i.e. the dead-letter queue's 14 days.
+    expect(bridge.Resources.DeadLetterQueue!.Properties!.MessageRetentionPeriod).toBe(14 * 24 * 3600);
+    for (const days of ["1", "7", "14"]) {
+      expect(() => evalBridge({ ReceiptsRetentionDays: days })).toThrow(/ReceiptsRetentionDays/);
+    }
+    expect(() => evalBridge({ ReceiptsRetentionDays: "15" })).not.toThrow();
+    expect(() => evalBridge({ ReceiptsRetentionDays: "-1" })).toThrow(/MinValue/);
   });
 
   it("has a TLS-only bucket policy", () => {
@@ -514,6 +582,16 @@ describe("bridge.yaml: metric filters and alarms", () => {
 });
 
 describe("bridge.yaml: parameters", () => {
+  it("labels every parameter group with one string, as written (YAML splits an unquoted label at its commas)", () => {
+    const groups = (bridge.Metadata!["AWS::CloudFormation::Interface"] as CfnObject).ParameterGroups as CfnObject[];
+    const written = [
+      ...readFileSync(BRIDGE_TEMPLATE_PATH, "utf8").matchAll(/^\s*- Label: \{ default: (.+) \}\s*$/gm),
+    ].map((m) => m[1]!.replace(/^"(.*)"$/, "$1"));
+    expect(written).toHaveLength(groups.length);
+    expect(groups.map((g) => g.Label)).toEqual(written.map((label) => ({ default: label })));
+    expect(written).toContain("Logs, metrics and alarms");
+  });
+
   it("groups every parameter exactly once in the console interface", () => {
     const groups = ((bridge.Metadata!["AWS::CloudFormation::Interface"] as CfnObject).ParameterGroups as CfnObject[])
       .flatMap((g) => g.Parameters as string[])
