@@ -365,6 +365,121 @@ describe("bridge.yaml: the function role is least privilege", () => {
   });
 });
 
+describe("bridge.yaml: fences in the bucket", () => {
+  const DEPLOYER = `arn:aws:iam::${TEST_ACCOUNT}:role/s3-sftp-bridge-staging-deployer`;
+  const SSO_ADMINS = `arn:aws:iam::${TEST_ACCOUNT}:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_BridgeAdmin_*`;
+  const session = (role: string, name = "someone") => `arn:aws:sts::${TEST_ACCOUNT}:assumed-role/${role}/${name}`;
+  /** What an administrator or a careless wide role has: the bucket policy is all that stands in the way. */
+  const everything: { name: string; policy: PolicyDocument }[] = [
+    {
+      name: "wide",
+      policy: { Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: ["s3:*", "sqs:*"], Resource: "*" }] },
+    },
+  ];
+
+  it("lets only the function and the config writers near the config and the private keys", async () => {
+    const r = evalBridge({ ...FULL, ConfigParameterName: "", CredentialsBucket: "", ConfigWriterArns: DEPLOYER });
+    const { s3 } = bridgeRequests(r);
+    const config = "_bridge/config.yaml";
+    const key = "_bridge/credentials/psp.pem";
+    const fenced = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"];
+    const other = session("AppTeamRole");
+    await expectVerdicts(
+      everything,
+      other,
+      [config, key].flatMap((k) =>
+        fenced.map((a): Case => [`another role of the account: ${a} ${k}`, s3(a, k), false]),
+      ),
+    );
+    // The fence is narrow: the rest of the bucket is the account's IAM business, as before.
+    await expectVerdicts(everything, other, [
+      ["another role reads a push source", s3("s3:GetObject", "psp/outbound/a.xml"), true],
+      ["another role reads a receipt", s3("s3:GetObject", "_bridge/receipts/psp/push/a.json"), true],
+      ["another role reads a neighbour of the config", s3("s3:GetObject", "_bridge/config.yaml.bak"), true],
+    ]);
+    const fn = session(r.resources.FunctionRole!.ref, r.resources.Function!.ref);
+    await expectVerdicts(rolePolicies(r, "FunctionRole"), fn, [
+      ["the function reads the config", s3("s3:GetObject", config), true],
+      ["the function reads a private key", s3("s3:GetObject", key), true],
+    ]);
+    await expectVerdicts(everything, session("s3-sftp-bridge-staging-deployer", "release-staging-42"), [
+      ["the deployer writes the config", s3("s3:PutObject", config), true],
+      ["the deployer reads the config (the smoke test does)", s3("s3:GetObject", config), true],
+      ["the deployer uploads a private key", s3("s3:PutObject", key), true],
+      ["the deployer removes an old version of the config", s3("s3:DeleteObjectVersion", config), true],
+    ]);
+  });
+
+  it("takes ARN patterns, and shuts everyone but the function out when no writer is named", async () => {
+    const sso = evalBridge({ ConfigWriterArns: `${DEPLOYER},${SSO_ADMINS}` });
+    const ssoAdmin = session("AWSReservedSSO_BridgeAdmin_0123456789abcdef", "jane@example.com");
+    await expectVerdicts(everything, ssoAdmin, [
+      [
+        "an SSO admin writes the config",
+        {
+          ...bridgeRequests(sso).s3("s3:PutObject", "_bridge/config.yaml"),
+          context: {
+            "aws:SecureTransport": "true",
+            "aws:PrincipalArn": `arn:aws:iam::${TEST_ACCOUNT}:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_BridgeAdmin_0123456789abcdef`,
+          },
+        },
+        true,
+      ],
+    ]);
+    const closed = evalBridge();
+    await expectVerdicts(everything, session("s3-sftp-bridge-staging-deployer"), [
+      [
+        "the deployer, unnamed, writes the config",
+        bridgeRequests(closed).s3("s3:PutObject", "_bridge/config.yaml"),
+        false,
+      ],
+    ]);
+    for (const bad of [
+      session("deployer"),
+      "arn:aws:iam::123456789012:user",
+      `${DEPLOYER},`,
+      `${DEPLOYER} ,${SSO_ADMINS}`,
+      "*",
+    ]) {
+      expect(() => evalBridge({ ConfigWriterArns: bad })).toThrow(/ConfigWriterArns.*AllowedPattern/);
+    }
+  });
+
+  it("fences a config key and a credentials prefix that are not the defaults", async () => {
+    const r = evalBridge({
+      ConfigKey: "ops/bridge.json",
+      CredentialsObjectPrefix: "ops/keys/",
+      ConfigWriterArns: DEPLOYER,
+    });
+    const { s3 } = bridgeRequests(r);
+    await expectVerdicts(everything, session("AppTeamRole"), [
+      ["another role reads the config", s3("s3:GetObject", "ops/bridge.json"), false],
+      ["another role reads a private key", s3("s3:GetObject", "ops/keys/psp.pem"), false],
+    ]);
+  });
+
+  it("refuses plain HTTP on the dead-letter queue as on the main queue", async () => {
+    const r = evalBridge();
+    const dlq = r.resources.DeadLetterQueue!.attributes.Arn!;
+    const policy = Object.values(r.resources).find(
+      (res) =>
+        res.Type === "AWS::SQS::QueuePolicy" &&
+        (res.Properties.Queues as string[]).includes(r.resources.DeadLetterQueue!.ref),
+    );
+    expect(policy).toBeDefined();
+    const receive = (secure: string): Request => ({
+      action: "sqs:ReceiveMessage",
+      resource: dlq,
+      context: { "aws:SecureTransport": secure },
+      resourcePolicy: policy!.Properties.PolicyDocument as unknown as PolicyDocument,
+    });
+    await expectVerdicts(everything, session("OperatorRole"), [
+      ["read the dead letters over TLS", receive("true"), true],
+      ["read the dead letters over plain HTTP", receive("false"), false],
+    ]);
+  });
+});
+
 describe("bridge.yaml: the other principals", () => {
   const r = evalBridge(FULL);
 

@@ -492,6 +492,26 @@ describe("bridge.yaml: pull schedules", () => {
   });
 });
 
+describe("bridge.yaml: prefixes end at a folder", () => {
+  // IAM grants <prefix>*: without the final "/", bridge-production would also open bridge-production-old/.
+  it.each([
+    ["SecretsPrefix", "bridge-production", "bridge-production/"],
+    ["SsmParameterPath", "/bridge-production", "/bridge-production/"],
+    ["CredentialsObjectPrefix", "_bridge/credentials", "_bridge/credentials/"],
+    ["ReceiptsPrefix", "_bridge/receipts", "_bridge/receipts/"],
+  ])("%s refuses %j and takes %j", (name, without, withSlash) => {
+    expect(() => evalBridge({ [name]: without })).toThrow(new RegExp(`${name}.*AllowedPattern`));
+    expect(() => evalBridge({ [name]: withSlash })).not.toThrow();
+  });
+
+  it("SecretsPrefix takes nested prefixes and refuses a leading slash or a wildcard", () => {
+    expect(() => evalBridge({ SecretsPrefix: "bridge/production/" })).not.toThrow();
+    for (const bad of ["/bridge/", "bridge*/", "/"]) {
+      expect(() => evalBridge({ SecretsPrefix: bad })).toThrow(/AllowedPattern/);
+    }
+  });
+});
+
 describe("bridge.yaml: agrees with the stream config schema", () => {
   it("defaults the receipts prefix to the config's default", () => {
     expect(bridge.Parameters!.ReceiptsPrefix!.Default).toBe(configSchema.parse({ streams: {} }).receipts.prefix);
