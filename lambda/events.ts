@@ -1,5 +1,5 @@
 import type { EventBridgeEvent, S3Event, S3EventRecord, SQSEvent, SQSRecord, ScheduledEvent } from "aws-lambda";
-import { decodeS3EventKey, InvalidKeyError, type PushItem } from "./bridge";
+import { decodeS3EventKey, InvalidKeyError, parseS3Uri, type PushItem } from "./bridge";
 
 /**
  * Event classification: what the Lambda was invoked with, turned into what the engine should do. Pure functions, no
@@ -92,10 +92,10 @@ function objectCreatedItem(e: ObjectCreated, ref?: string): PushItem {
   };
 }
 
-function parseS3Uri(value: string): { bucket: string; key: string } {
-  const m = /^s3:\/\/([^/]+)\/(.+)$/.exec(value);
-  if (!m) throw new EventError(`keys: ${JSON.stringify(value)} is not an s3://bucket/key URI`);
-  return { bucket: m[1] as string, key: m[2] as string };
+function keyUri(value: string): { bucket: string; key: string } {
+  const uri = parseS3Uri(value);
+  if (!uri) throw new EventError(`keys: ${JSON.stringify(value)} is not an s3://bucket/key URI`);
+  return uri;
 }
 
 /** The items in one SQS body: an S3 notification, an SNS envelope around one, or an EventBridge event. */
@@ -168,7 +168,7 @@ export function classify(event: unknown): Work {
   switch (event.action) {
     case "push": {
       const keys = stringList(event.keys, "keys");
-      return { kind: "push", items: keys.map(parseS3Uri), force: event.force === true };
+      return { kind: "push", items: keys.map(keyUri), force: event.force === true };
     }
     case "pull":
       return { kind: "pull", streams: stringList(event.streams, "streams") };

@@ -5,7 +5,9 @@ import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { GetSecretValueCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { GetParameterCommand, type SSMClient } from "@aws-sdk/client-ssm";
 import type { CredentialsRef } from "./config/schema";
+import { awsErrorName, httpStatusOf } from "./aws-errors";
 import { CredentialsError, type ErrorContext } from "./errors";
+import { parseS3Uri } from "./paths";
 
 /**
  * SFTP credentials, given in the config by reference only and resolved here. Values stay in memory: never logged,
@@ -156,16 +158,6 @@ export function parseCredentialContent(raw: string, where: string, ctx: ErrorCon
   return { password: text.replace(/[\r\n]+$/, "") };
 }
 
-/** The SDK's exception name (`ResourceNotFoundException`) or Node's errno code (`ENOENT`). */
-function errorName(err: unknown): string {
-  const e = err as { name?: string; code?: unknown } | undefined;
-  return typeof e?.code === "string" ? e.code : (e?.name ?? "Error");
-}
-
-function httpStatus(err: unknown): number | undefined {
-  return (err as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
-}
-
 class Fetcher {
   constructor(private readonly deps: CredentialResolverDeps) {}
 
@@ -179,8 +171,8 @@ class Fetcher {
 
   /** Turns an SDK/fs failure into a message naming the reference, the stream and the likely fix. */
   failed(r: RefInfo, stream: string, err: unknown): CredentialsError {
-    const name = errorName(err);
-    const status = httpStatus(err);
+    const name = awsErrorName(err);
+    const status = httpStatusOf(err);
     const missing = [
       "ResourceNotFoundException",
       "ParameterNotFound",
@@ -244,10 +236,10 @@ class Fetcher {
           return res.Parameter.Value;
         }
         case "s3Object": {
-          const m = /^s3:\/\/([^/]+)\/(.+)$/.exec(r.id);
-          if (!m) throw this.notFound(r, stream, "is not an s3://bucket/key URI", "use s3://bucket/key");
+          const uri = parseS3Uri(r.id);
+          if (!uri) throw this.notFound(r, stream, "is not an s3://bucket/key URI", "use s3://bucket/key");
           // An SSE-KMS object is decrypted by S3 itself when the caller may use the key: nothing to do here.
-          const res = await client(this.deps.s3, "S3").send(new GetObjectCommand({ Bucket: m[1], Key: m[2] }));
+          const res = await client(this.deps.s3, "S3").send(new GetObjectCommand({ Bucket: uri.bucket, Key: uri.key }));
           if (!res.Body) throw this.notFound(r, stream, "has no body", "upload the object again");
           return await res.Body.transformToString("utf-8");
         }

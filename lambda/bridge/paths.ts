@@ -88,6 +88,12 @@ export function decodeS3EventKey(raw: string): string {
   }
 }
 
+/** `s3://bucket/key` as its parts (the key may hold any character, "/" included), or undefined for anything else. */
+export function parseS3Uri(uri: string): { bucket: string; key: string } | undefined {
+  const m = /^s3:\/\/([^/]+)\/(.+)$/.exec(uri);
+  return m ? { bucket: m[1] as string, key: m[2] as string } : undefined;
+}
+
 /** S3 "folders" created by the console are zero-byte keys ending in "/": they are skipped, never transferred. */
 export function isFolderMarker(key: string): boolean {
   return key.endsWith("/");
@@ -176,8 +182,11 @@ export function matchesPatterns(relativePath: string, patterns: string[]): boole
   return patterns.some((p) => matcherFor(p)(relativePath));
 }
 
-/** `20261123T190405Z`: UTC, second resolution (SFTP times have 1 s resolution anyway), sorts by time, safe in names. */
-export function archiveStamp(at: Date): string {
+/**
+ * `20261123T190405Z`: UTC, second resolution (SFTP times have 1 s resolution anyway), sorts by time, safe in names and
+ * keys. Archive names and receipt keys both use it.
+ */
+export function utcStamp(at: Date): string {
   return at
     .toISOString()
     .replace(/\.\d{3}Z$/, "Z")
@@ -208,7 +217,7 @@ export async function doneName(
   if (!(await exists(name))) return name;
   const dot = name.lastIndexOf(".");
   const [stem, ext] = dot > 0 ? [name.slice(0, dot), name.slice(dot)] : [name, ""];
-  const stamp = archiveStamp(archivedAt);
+  const stamp = utcStamp(archivedAt);
   for (let n = 1; n <= MAX_DONE_ATTEMPTS; n++) {
     const candidate = n === 1 ? `${stem}.${stamp}${ext}` : `${stem}.${stamp}-${n}${ext}`;
     if (!(await exists(candidate))) return candidate;

@@ -6,6 +6,7 @@ import { BridgeError, describeError } from "./errors";
 import { isFolderMarker, matchesPatterns, remotePath } from "./paths";
 import { pushSourcePrefix, routeObject } from "./routing";
 import { StreamReportBuilder, giltLine, type SkippedFile, type StreamReport } from "./report";
+import { unquoteETag } from "./s3";
 import { StreamSession } from "./session";
 import type { Receipt } from "./receipts";
 import type { Acquired, ClaimTarget, ClaimTiming, PushClaim } from "./claims";
@@ -100,10 +101,6 @@ export async function push(ctx: EngineContext, items: PushItem[], options: PushO
   return { streams, unrouted };
 }
 
-function unquoted(eTag: string | undefined): string | undefined {
-  return eTag?.replace(/"/g, "");
-}
-
 function claimingStream(ctx: EngineContext, item: PushItem): string | undefined {
   return Object.entries(ctx.config.streams).find(([, s]) => {
     const prefix = pushSourcePrefix(s);
@@ -173,7 +170,7 @@ function mergeDuplicates(items: Routed[], report: StreamReportBuilder): Routed[]
   const kept: Routed[] = [];
   for (const routed of items) {
     const { item } = routed;
-    const id = [item.bucket, item.key, item.versionId ?? "", unquoted(item.eTag) ?? ""].join("\0");
+    const id = [item.bucket, item.key, item.versionId ?? "", unquoteETag(item.eTag) ?? ""].join("\0");
     if (seen.has(id)) {
       report.addSkipped({
         source: `s3://${item.bucket}/${item.key}`,
@@ -332,7 +329,7 @@ async function openAndClaim(
     relative,
     bucket: item.bucket,
     key: item.key,
-    eTag: unquoted(eTag) as string,
+    eTag: unquoteETag(eTag) as string,
     versionId: item.versionId,
   });
   const early = item.eTag === undefined ? undefined : ctx.claims.acquire(target(item.eTag), timing);
@@ -345,10 +342,10 @@ async function openAndClaim(
     await early?.then((a) => (a.kind === "claimed" ? a.claim.release() : undefined)).catch(() => undefined);
     throw err;
   }
-  const eTag = unquoted(object.eTag);
+  const eTag = unquoteETag(object.eTag);
   try {
     let acquired: Acquired;
-    if (early !== undefined && eTag === unquoted(item.eTag)) {
+    if (early !== undefined && eTag === unquoteETag(item.eTag)) {
       acquired = await early;
     } else {
       // The object changed since the event (or the event had no ETag): what is sent is what must be claimed.
@@ -364,7 +361,7 @@ async function openAndClaim(
       // The body sat unread while we waited; read it afresh, and only if it is still the version claimed.
       object.body.destroy();
       object = await ctx.s3.open(item.bucket, item.key, item.versionId ?? object.versionId);
-      if (unquoted(object.eTag) !== eTag) {
+      if (unquoteETag(object.eTag) !== eTag) {
         object.body.destroy();
         await acquired.claim.release();
         throw new BridgeError(

@@ -2,7 +2,8 @@ import { createHash, randomBytes } from "node:crypto";
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { BridgeConfig } from "./config/schema";
 import type { Direction } from "./report";
-import { S3Endpoint } from "./s3";
+import { S3Endpoint, unquoteETag } from "./s3";
+import { utcStamp } from "./paths";
 import { S3Error } from "./errors";
 
 /**
@@ -51,14 +52,7 @@ function pathPart(relative: string): string {
 const FIRST = "first.json";
 
 function cleanETag(eTag: string | undefined): string {
-  return (eTag ?? "no-etag").replace(/"/g, "");
-}
-
-function stamp(date: Date): string {
-  return date
-    .toISOString()
-    .replace(/[-:]/g, "")
-    .replace(/\.\d+Z$/, "Z");
+  return unquoteETag(eTag) ?? "no-etag";
 }
 
 export class ReceiptStore {
@@ -119,7 +113,7 @@ export class ReceiptStore {
     if (!this.enabled) return undefined;
     const bucket = this.bucketFor(receipt.stream);
     const body = JSON.stringify(receipt, null, 2);
-    const stamped = `${stamp(new Date(receipt.finishedAt))}-${randomBytes(3).toString("hex")}.json`;
+    const stamped = `${utcStamp(new Date(receipt.finishedAt))}-${randomBytes(3).toString("hex")}.json`;
     if (receipt.direction === "pull") {
       const key = this.prefixFor(receipt.stream, "pull", relative) + stamped;
       await this.endpoint.putText(bucket, key, body);

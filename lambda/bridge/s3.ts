@@ -14,6 +14,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
+import { awsErrorName, httpStatusOf } from "./aws-errors";
 import { BridgeError, S3Error, type ErrorContext } from "./errors";
 
 /**
@@ -73,10 +74,14 @@ const MAX_CONFLICTS = 5;
 /** S3's limit on the parts of one multipart upload. */
 export const MAX_PARTS = 10_000;
 
+/** An ETag without its quotes, as S3 event records give it. */
+export function unquoteETag(eTag: string | undefined): string | undefined {
+  return eTag?.replace(/"/g, "");
+}
+
 function s3Error(op: string, bucket: string, key: string, err: unknown, extra: ErrorContext = {}): S3Error {
-  const e = err as { name?: string; Code?: string; message?: string; $metadata?: { httpStatusCode?: number } };
-  const status = e?.$metadata?.httpStatusCode;
-  const name = e?.name ?? e?.Code ?? "Error";
+  const status = httpStatusOf(err);
+  const name = awsErrorName(err);
   const target = `s3://${bucket}/${key}`;
   const context = { bucket, key, httpStatus: status, ...extra };
   if (name === "NoSuchKey" || name === "NotFound" || status === 404) {
@@ -92,7 +97,7 @@ function s3Error(op: string, bucket: string, key: string, err: unknown, extra: E
       { cause: err, context },
     );
   }
-  return new S3Error("S3_OPERATION_FAILED", `s3 ${op} ${target}: ${name}: ${e?.message ?? String(err)}`, {
+  return new S3Error("S3_OPERATION_FAILED", `s3 ${op} ${target}: ${name}: ${(err as Error)?.message ?? String(err)}`, {
     cause: err,
     context,
     retryable: status === undefined || status >= 500 || status === 429,
@@ -173,7 +178,7 @@ export class S3Endpoint {
       );
       return true;
     } catch (err) {
-      const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      const status = httpStatusOf(err);
       // 412: an object is there; 409: a concurrent conditional write of the same key won.
       if (options.ifAbsent && (status === 412 || status === 409)) return false;
       throw s3Error("PutObject", bucket, key, err);
@@ -206,7 +211,7 @@ export class S3Endpoint {
       );
       return { written: true, eTag: out.ETag };
     } catch (err) {
-      const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      const status = httpStatusOf(err);
       const conditional = options.ifAbsent || options.ifMatch !== undefined;
       if (conditional && (status === 412 || status === 409 || (options.ifMatch !== undefined && status === 404))) {
         return { written: false, status };
@@ -296,7 +301,7 @@ export class S3Endpoint {
             );
             break;
           } catch (err) {
-            const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+            const status = httpStatusOf(err);
             const taken = target.ifAbsent && (status === 412 || status === 409);
             if (!taken || !options.resolveConflict || conflicts >= MAX_CONFLICTS) throw err;
             target = await options.resolveConflict(target.key);
@@ -338,7 +343,7 @@ export class S3Endpoint {
       }
       // A failure of the body (the SFTP side of a pull) is not an S3 problem; keep its own error.
       if (err instanceof BridgeError) throw err;
-      const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      const status = httpStatusOf(err);
       if (options.ifAbsent && (status === 412 || status === 409)) {
         throw new S3Error(
           "S3_OBJECT_EXISTS",

@@ -1,12 +1,13 @@
 // An SFTP server built on ssh2's Server that serves one local directory as "/". It stands in for the partner's server
 // in the integration tests, the local stack and benchmarks: a real SSH transport, real files, OpenSSH's semantics where
 // clients can tell the difference (RENAME never replaces, posix-rename@openssh.com does), and switches to inject faults.
-import { createHash, timingSafeEqual } from "node:crypto";
+import { timingSafeEqual } from "node:crypto";
 import { constants as fsConstants, type Dir, type Stats } from "node:fs";
 import { type FileHandle, link, lstat, mkdir, open, opendir, readlink, realpath } from "node:fs/promises";
 import { chmod, chown, rename, rmdir, stat, truncate, unlink, utimes } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
+import { fingerprint } from "../../lambda/bridge/sftp";
 import {
   type Algorithms,
   type Attributes,
@@ -162,10 +163,8 @@ export function generateUserKey(): { privateKey: string; publicKey: string } {
   return { privateKey: pair.private, publicKey: pair.public };
 }
 
-/** OpenSSH's fingerprint of a public key blob (the SSH wire encoding, what ssh2 hands a hostVerifier). */
-export function fingerprintOf(publicKeyBlob: Buffer): string {
-  return `SHA256:${createHash("sha256").update(publicKeyBlob).digest("base64").replace(/=+$/, "")}`;
-}
+/** OpenSSH's fingerprint of a public key blob (the SSH wire encoding): the engine's, so the two never disagree. */
+export const fingerprintOf = fingerprint;
 
 export async function startSftpServer(options: EmbeddedSftpOptions): Promise<EmbeddedSftpServer> {
   const log = options.logger ?? (() => undefined);

@@ -262,7 +262,7 @@ describe("exactly one delivery per object version", () => {
     const report = await env.bridge().push([{ bucket: env.bucket, key: "psp/outbound/sweep/new.xml" }]);
     expect(report.ok).toBe(true);
     expect(report.streams[0]?.cleaned).toEqual([
-      { path: "/IN/sweep/" + stale, bytes: 10, ageSeconds: expect.any(Number) as number },
+      { path: "/IN/sweep/" + stale, bytes: 10, ageSeconds: expect.any(Number) as number, reason: "stale-temp" },
     ]);
     expect(report.streams[0]!.cleaned![0]!.ageSeconds).toBeGreaterThanOrEqual(7000);
     expect((await readdir(dir)).sort()).toEqual([live, partners, "new.xml"].sort());

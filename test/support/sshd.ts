@@ -1,10 +1,10 @@
 // A real OpenSSH sshd (Debian's openssh-server) on loopback, serving only internal-sftp to a dedicated user in a
 // chroot, with host and user keys made per run. Interop tests use it as the "partner" SFTP server.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { createHash } from "node:crypto";
 import { existsSync, openSync, closeSync, readFileSync, readdirSync } from "node:fs";
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { fingerprint } from "../../lambda/bridge/sftp";
 import { promisify } from "node:util";
 
 import {
@@ -247,10 +247,11 @@ async function keygen(file: string, comment: string): Promise<void> {
   await run(SSH_KEYGEN, ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", file]);
 }
 
-/** OpenSSH's fingerprint of a raw public key blob (what ssh2 hands a hostVerifier): base64 SHA-256, no padding. */
-export function sha256Fingerprint(keyBlob: Buffer): string {
-  return `SHA256:${createHash("sha256").update(keyBlob).digest("base64").replace(/=+$/, "")}`;
-}
+/**
+ * OpenSSH's fingerprint of a raw public key blob (what ssh2 hands a hostVerifier): the engine's own function, which the
+ * harness test checks against ssh-keygen's output.
+ */
+export const sha256Fingerprint = fingerprint;
 
 function firstTwoFields(line: string): string {
   return line.trim().split(/\s+/).slice(0, 2).join(" ");

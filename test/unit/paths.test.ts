@@ -1,6 +1,6 @@
 import { InvalidKeyError } from "../../lambda/bridge/errors";
 import {
-  archiveStamp,
+  utcStamp,
   decodeS3EventKey,
   doneName,
   isFolderMarker,
@@ -176,7 +176,7 @@ describe("doneName", () => {
   };
 
   it("stamps as UTC to the second", () => {
-    expect(archiveStamp(at)).toBe("20261123T190405Z");
+    expect(utcStamp(at)).toBe("20261123T190405Z");
   });
 
   it("keeps the name when free", async () => {

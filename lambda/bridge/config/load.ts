@@ -3,6 +3,8 @@ import { resolve as resolvePath } from "node:path";
 import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { GetParameterCommand, type SSMClient } from "@aws-sdk/client-ssm";
 import { LineCounter, parseDocument } from "yaml";
+import { awsErrorName, httpStatusOf } from "../aws-errors";
+import { parseS3Uri } from "../paths";
 import { BridgeError, ConfigError, ConfigNotFoundError, type ConfigIssue } from "../errors";
 import type { BridgeConfig } from "./schema";
 import { validateConfig, type ValidateOptions } from "./validate";
@@ -24,8 +26,8 @@ const CONFIG_FILE = /\.(ya?ml|json)$/i;
  * - anything else (`bridge.config.yaml`, `./cfg`, `/var/task/bridge.yaml`) -> local file.
  */
 export function parseConfigLocation(location: string): ConfigLocation {
-  const s3 = /^s3:\/\/([^/]+)\/(.+)$/.exec(location);
-  if (s3) return { kind: "s3", bucket: s3[1]!, key: s3[2]! };
+  const s3 = parseS3Uri(location);
+  if (s3) return { kind: "s3", ...s3 };
   if (location.startsWith("s3:")) {
     throw new ConfigNotFoundError(location, "an S3 location must look like s3://bucket/key");
   }
@@ -63,19 +65,11 @@ export interface ConfigClients {
   ssm?: SSMClient;
 }
 
-function errorName(err: unknown): string {
-  return (err as { name?: string } | undefined)?.name ?? "Error";
-}
-
-function httpStatus(err: unknown): number | undefined {
-  return (err as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
-}
-
 /** Anything other than "missing" or "denied" (throttling, network) is worth another try later. */
 function unavailable(source: string, err: unknown): BridgeError {
   return new BridgeError(
     "CONFIG_NOT_FOUND",
-    `config ${source}: could not be read (${errorName(err)}: ${(err as Error).message})`,
+    `config ${source}: could not be read (${awsErrorName(err)}: ${(err as Error).message})`,
     { cause: err, context: { source }, retryable: true },
   );
 }
@@ -107,8 +101,8 @@ async function readS3Object(s3: S3Client, bucket: string, key: string, source: s
     return await res.Body.transformToString("utf-8");
   } catch (err) {
     if (err instanceof BridgeError) throw err;
-    const name = errorName(err);
-    if (name === "NoSuchKey" || name === "NotFound" || httpStatus(err) === 404) {
+    const name = awsErrorName(err);
+    if (name === "NoSuchKey" || name === "NotFound" || httpStatusOf(err) === 404) {
       const what = name === "NoSuchBucket" ? `bucket ${bucket} does not exist` : `no object ${key} in bucket ${bucket}`;
       throw new ConfigNotFoundError(
         source,
@@ -116,7 +110,7 @@ async function readS3Object(s3: S3Client, bucket: string, key: string, source: s
         err,
       );
     }
-    if (name === "AccessDenied" || httpStatus(err) === 403) {
+    if (name === "AccessDenied" || httpStatusOf(err) === 403) {
       throw new ConfigNotFoundError(
         source,
         `access denied; the role needs s3:GetObject on arn:aws:s3:::${bucket}/${key} (and kms:Decrypt if the object is SSE-KMS encrypted)`,
@@ -135,7 +129,7 @@ async function readSsmParameter(ssm: SSMClient, name: string, source: string): P
     return value;
   } catch (err) {
     if (err instanceof BridgeError) throw err;
-    const errName = errorName(err);
+    const errName = awsErrorName(err);
     if (errName === "ParameterNotFound" || errName === "ParameterVersionNotFound") {
       throw new ConfigNotFoundError(
         source,
