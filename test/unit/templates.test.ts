@@ -1,12 +1,20 @@
 import { readFileSync } from "node:fs";
+import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
 import { join } from "node:path";
 import { ENV, readEnv, REQUIRED_ENV } from "../../lambda/env";
 import { parseConfigLocation } from "../../lambda/bridge/config/load";
 import { configSchema, STREAM_NAME } from "../../lambda/bridge/config/schema";
 import { giltLine, type StreamReport } from "../../lambda/bridge/report";
 import { PULL_REFUSED } from "../../lambda/bridge/pull";
-import { parseCfnYaml, type CfnObject, type CfnTemplate } from "../support/cfn-yaml";
-import { evaluateTemplate, TEST_ACCOUNT, TEST_REGION, type ResolvedTemplate } from "../support/template-eval";
+import { METRIC_NAMES } from "../../lambda/bridge/metrics";
+import { parseCfnYaml, type CfnObject, type CfnTemplate, type CfnValue } from "../support/cfn-yaml";
+import {
+  evaluateTemplate,
+  TEST_ACCOUNT,
+  TEST_REGION,
+  TEST_STACK,
+  type ResolvedTemplate,
+} from "../support/template-eval";
 import {
   BRIDGE_PARAMS,
   SFTP_PARAMS,
@@ -598,6 +606,203 @@ describe("bridge.yaml: metric filters and alarms", () => {
     for (const res of Object.values(quiet.resources).filter((x) => x.Type === "AWS::CloudWatch::Alarm")) {
       expect(res.Properties.AlarmActions).toBeUndefined();
     }
+  });
+});
+
+describe("bridge.yaml: alarms reach someone in production", () => {
+  const topic = `arn:aws:sns:${TEST_REGION}:${TEST_ACCOUNT}:on-call`;
+
+  it("refuses a production stack without an alarm topic, before anything is created", () => {
+    expect(() => evalBridge({ Environment: "production" })).toThrow(/production.*AlarmTopicArn/);
+    const r = evalBridge({ Environment: "production", AlarmTopicArn: topic });
+    expect(r.resources.ErrorsAlarm!.Properties.AlarmActions).toEqual([topic]);
+    // Other environments may run quiet (a PR stack's alarms reach nobody on purpose).
+    for (const environment of ["staging", "pr"]) expect(() => evalBridge({ Environment: environment })).not.toThrow();
+  });
+
+  it("takes production as the default, so a stack that does not say what it is gets production's rule", () => {
+    expect(bridge.Parameters!.Environment).toMatchObject({
+      Default: "production",
+      AllowedValues: ["pr", "staging", "production"],
+    });
+    const { Environment: _given, ...withoutEnvironment } = BRIDGE_PARAMS as Record<string, string>;
+    expect(() => evaluateTemplate(bridge, { parameters: withoutEnvironment })).toThrow(/AlarmTopicArn/);
+  });
+});
+
+/** A metric a dashboard widget draws: a SEARCH over one schema, or one metric named in full. */
+type DrawnMetric =
+  | { kind: "search"; namespace: string; dimensions: string[]; name: string; filters: Record<string, string> }
+  | { kind: "metric"; namespace: string; name: string; dimensions: Record<string, string> };
+
+const SEARCH =
+  /^SEARCH\('\{"([^"]+)",([^}]*)\} MetricName="([^"]+)"((?: [A-Za-z]+="[^"]*")*)', '([A-Za-z]+)', (\d+)\)$/;
+
+function drawnMetrics(body: CfnObject): DrawnMetric[] {
+  const out: DrawnMetric[] = [];
+  for (const widget of body.widgets as CfnObject[]) {
+    if (widget.type !== "metric") continue;
+    for (const row of (widget.properties as CfnObject).metrics as CfnValue[][]) {
+      const first = row[0];
+      if (first !== null && typeof first === "object" && !Array.isArray(first)) {
+        const expression = String(first.expression);
+        const m = SEARCH.exec(expression);
+        if (!m) throw new Error(`not a SEARCH the test reads: ${expression}`);
+        const filters = Object.fromEntries([...m[4]!.matchAll(/ ([A-Za-z]+)="([^"]*)"/g)].map((f) => [f[1]!, f[2]!]));
+        out.push({ kind: "search", namespace: m[1]!, dimensions: m[2]!.split(","), name: m[3]!, filters });
+        continue;
+      }
+      const parts = row.filter((x) => typeof x === "string") as string[];
+      const dimensions: Record<string, string> = {};
+      for (let i = 2; i < parts.length; i += 2) dimensions[parts[i]!] = parts[i + 1]!;
+      out.push({ kind: "metric", namespace: parts[0]!, name: parts[1]!, dimensions });
+    }
+  }
+  return out;
+}
+
+/** Namespace and dimension set of the function's EMF lines, as Powertools writes them for the handler. */
+function emfShape(namespace: string, service: string): { namespace: string; dimensions: string[] } {
+  const metrics = new Metrics({ namespace, serviceName: service });
+  metrics.addDimensions({ stream: "s", direction: "push" });
+  metrics.addMetric("FilesMoved", MetricUnit.Count, 1);
+  const emf = metrics.serializeMetrics()._aws.CloudWatchMetrics[0]!;
+  return { namespace: emf.Namespace, dimensions: emf.Dimensions[0]! };
+}
+
+describe("bridge.yaml: the dashboard", () => {
+  const variants: [string, Record<string, string>][] = [
+    ["defaults", {}],
+    [
+      "own namespace and service, no heartbeat",
+      { MetricsNamespace: "Acme/Bridge", ServiceName: "acme-bridge", HeartbeatHours: "0" },
+    ],
+  ];
+
+  it.each(variants)("%s: its body is JSON once substituted, named after the stack", (_name, parameters) => {
+    const r = evalBridge(parameters);
+    const dashboard = r.resources.Dashboard!;
+    expect(dashboard.Type).toBe("AWS::CloudWatch::Dashboard");
+    expect(dashboard.ref).toBe(`${TEST_STACK}-${TEST_REGION}`);
+    const body = JSON.parse(String(dashboard.Properties.DashboardBody)) as CfnObject;
+    for (const widget of body.widgets as CfnObject[]) {
+      if (widget.type === "metric") expect((widget.properties as CfnObject).region).toBe(TEST_REGION);
+    }
+  });
+
+  it.each(variants)(
+    "%s: every metric it draws exists, under the names and dimensions that publish it",
+    (_name, parameters) => {
+      const r = evalBridge(parameters);
+      const namespace = String(r.parameters.MetricsNamespace);
+      const emf = emfShape(namespace, String(r.parameters.ServiceName));
+      const logMetrics = new Set(
+        Object.values(r.resources)
+          .filter((res) => res.Type === "AWS::Logs::MetricFilter")
+          .flatMap((f) =>
+            (f.Properties.MetricTransformations as CfnObject[]).map((m) => `${m.MetricNamespace}|${m.MetricName}`),
+          ),
+      );
+      const queues = [r.resources.Queue!.attributes.QueueName, r.resources.DeadLetterQueue!.attributes.QueueName];
+      const SQS_METRICS = [
+        "ApproximateNumberOfMessagesVisible",
+        "ApproximateAgeOfOldestMessage",
+        "NumberOfMessagesSent",
+      ];
+      const LAMBDA_METRICS = ["Invocations", "Errors", "Throttles", "Duration", "ConcurrentExecutions"];
+      const drawn = drawnMetrics(JSON.parse(String(r.resources.Dashboard!.Properties.DashboardBody)) as CfnObject);
+      const problems = drawn.flatMap((m): string[] => {
+        const at = `${m.namespace} ${m.name} ${JSON.stringify(m.dimensions)}`;
+        if (m.kind === "search") {
+          const ok =
+            m.namespace === emf.namespace &&
+            JSON.stringify(m.dimensions) === JSON.stringify(emf.dimensions) &&
+            (METRIC_NAMES as readonly string[]).includes(m.name) &&
+            JSON.stringify(m.filters) === JSON.stringify({ service: r.parameters.ServiceName });
+          return ok ? [] : [`SEARCH ${at} ${JSON.stringify(m.filters)}`];
+        }
+        if (m.namespace === "AWS/SQS") {
+          const ok =
+            SQS_METRICS.includes(m.name) &&
+            Object.keys(m.dimensions).join() === "QueueName" &&
+            queues.includes(m.dimensions.QueueName);
+          return ok ? [] : [at];
+        }
+        if (m.namespace === "AWS/Lambda") {
+          const ok =
+            LAMBDA_METRICS.includes(m.name) &&
+            JSON.stringify(m.dimensions) === JSON.stringify({ FunctionName: r.resources.Function!.ref });
+          return ok ? [] : [at];
+        }
+        return logMetrics.has(`${m.namespace}|${m.name}`) && Object.keys(m.dimensions).length === 0 ? [] : [at];
+      });
+      expect(problems).toEqual([]);
+
+      // What it is for: every EMF metric per stream and direction, every log-derived count, the function's errors,
+      // the dead-letter queue's depth and the age of the queue's oldest message.
+      const searched = drawn.filter((m) => m.kind === "search").map((m) => m.name);
+      expect([...new Set(searched)].sort()).toEqual([...METRIC_NAMES].sort());
+      const named = drawn
+        .filter((m) => m.kind === "metric")
+        .map((m) => `${m.namespace}|${m.name}|${Object.values(m.dimensions).join()}`);
+      expect(named).toEqual(expect.arrayContaining([...logMetrics].map((x) => `${x}|`)));
+      expect(named).toEqual(
+        expect.arrayContaining([
+          `AWS/SQS|ApproximateNumberOfMessagesVisible|${r.resources.DeadLetterQueue!.attributes.QueueName}`,
+          `AWS/SQS|ApproximateAgeOfOldestMessage|${r.resources.Queue!.attributes.QueueName}`,
+          `AWS/Lambda|Errors|${r.resources.Function!.ref}`,
+        ]),
+      );
+    },
+  );
+
+  it.each(variants)("%s: shows the state of every alarm of the stack", (_name, parameters) => {
+    const r = evalBridge(parameters);
+    const body = JSON.parse(String(r.resources.Dashboard!.Properties.DashboardBody)) as CfnObject;
+    const shown = (body.widgets as CfnObject[])
+      .filter((w) => w.type === "alarm")
+      .flatMap((w) => (w.properties as CfnObject).alarms as string[]);
+    const alarms = Object.values(r.resources)
+      .filter((res) => res.Type === "AWS::CloudWatch::Alarm")
+      .map((a) => a.attributes.Arn);
+    expect(alarms.length).toBeGreaterThan(5);
+    expect(shown.sort()).toEqual(alarms.sort());
+  });
+
+  it("reads a SEARCH the way the checks above do (a reader that matches nothing proves nothing)", () => {
+    const body = {
+      widgets: [
+        {
+          type: "metric",
+          properties: {
+            metrics: [
+              [
+                {
+                  expression: `SEARCH('{"NS",service,stream,direction} MetricName="FilesMoved" service="svc"', 'Sum', 300)`,
+                },
+              ],
+              ["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", "q", { stat: "Maximum" }],
+            ],
+          },
+        },
+      ],
+    };
+    expect(drawnMetrics(body as unknown as CfnObject)).toEqual([
+      {
+        kind: "search",
+        namespace: "NS",
+        dimensions: ["service", "stream", "direction"],
+        name: "FilesMoved",
+        filters: { service: "svc" },
+      },
+      { kind: "metric", namespace: "AWS/SQS", name: "ApproximateAgeOfOldestMessage", dimensions: { QueueName: "q" } },
+    ]);
+    expect(() =>
+      drawnMetrics({
+        widgets: [{ type: "metric", properties: { metrics: [[{ expression: "SEARCH('x')" }]] } }],
+      } as unknown as CfnObject),
+    ).toThrow(/not a SEARCH/);
+    expect(emfShape("NS", "svc")).toEqual({ namespace: "NS", dimensions: ["service", "stream", "direction"] });
   });
 });
 
