@@ -2,16 +2,18 @@ import { readFile, stat } from "node:fs/promises";
 import * as core from "@actions/core";
 import * as github from "@actions/github";
 import { CloudFormationClient, type Capability } from "@aws-sdk/client-cloudformation";
+import { S3Client } from "@aws-sdk/client-s3";
 import { readRegion } from "../../lib/aws";
 import { errorMessage } from "../../lib/errors";
 import { Inputs } from "../../lib/inputs";
 import { actionsLogger, maskCredentials } from "../../lib/log";
 import { runUrl } from "../../lib/summary";
 import { commentMarker, upsertComment, type CommentsApi } from "./comment";
+import { deliverConfig, PLACEHOLDER_NAME, prepareConfig, type ConfigDelivery, type ConfigDraft } from "./config";
 import { changeSetName, runStackOperation, type StackSpec, type TemplateSource } from "./deploy";
 import { loadEnvironmentFile, PARAMETER_KEY, TAG_KEY } from "./parameters";
 import { reportMarkdown, type ReportInput } from "./report";
-import { DeployError, type Mode } from "./types";
+import { DeployError, type Mode, type StackResult } from "./types";
 
 const STACK_NAME = /^[A-Za-z][A-Za-z0-9-]{0,127}$/;
 const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/;
@@ -23,6 +25,7 @@ const MAX_TEMPLATE_BODY = 51_200;
 export async function run(): Promise<void> {
   // Set once the inputs are valid: from then on a failure is also reported in the summary and the PR comment.
   let report: (Pick<ReportInput, "stackName" | "mode"> & { comment: boolean; token: string }) | undefined;
+  let result: StackResult | undefined;
   try {
     const token = core.getInput("github-token");
     maskCredentials((v) => core.setSecret(v), process.env, [token]);
@@ -44,6 +47,11 @@ export async function run(): Promise<void> {
       if (!PARAMETER_KEY.test(k)) inputs.fail("required-parameters", `${JSON.stringify(k)} is not a parameter name`);
     }
     const inlineTags = inputs.keyValues("tags", TAG_KEY);
+    const configFile = inputs.optional("config-file");
+    const configValues = inputs.keyValues("config-values", PLACEHOLDER_NAME);
+    if (configFile && mode === "delete") inputs.fail("config-file", "has no use in mode delete");
+    if (!configFile && Object.keys(configValues).length)
+      inputs.fail("config-values", "fill placeholders of config-file, which is not given");
     const capabilities = inputs.list("capabilities");
     for (const c of capabilities) {
       if (!CAPABILITIES.includes(c))
@@ -79,12 +87,35 @@ export async function run(): Promise<void> {
       changeSetName: changeSetName(process.env),
       description: `${process.env.GITHUB_REPOSITORY ?? "local"} ${runUrl(process.env) ?? ""}`.trim(),
     };
+    // Before any AWS call: a config the function would refuse stops the rollout while the stack is as it was.
+    const draft: ConfigDraft | undefined = configFile
+      ? await prepareConfig({ file: configFile, values: configValues, stackName, parameters: spec.parameters })
+      : undefined;
+    if (draft) core.info(`config-file ${draft.file}: valid as the function reads it`);
+
+    const logger = actionsLogger(core);
     const cfn = new CloudFormationClient({ region });
-    const result = await runStackOperation({ cfn, logger: actionsLogger(core) }, spec, {
+    result = await runStackOperation({ cfn, logger }, spec, {
       mode,
       timeoutMs: timeoutMinutes * 60_000,
       pollIntervalMs: pollSeconds * 1000,
     });
+    // After the stack: its bucket exists and the function's permissions match the new code; a failed deploy leaves
+    // the config as it was.
+    let config: ConfigDelivery | undefined;
+    if (draft && mode === "deploy") {
+      const s3 = new S3Client({ region, forcePathStyle: Boolean(process.env.AWS_ENDPOINT_URL_S3) });
+      try {
+        config = await deliverConfig(s3, draft, result, logger);
+      } finally {
+        s3.destroy();
+      }
+      core.setOutput("config-location", config.location);
+      core.setOutput("config-result", config.result);
+      core.setOutput("config-sha256", config.sha256);
+      core.setOutput("config-version-id", config.versionId ?? "");
+      result = { ...result, notes: [...result.notes, configNote(config)] };
+    }
 
     core.setOutput("outcome", result.outcome);
     core.setOutput("stack-id", result.stackId ?? "");
@@ -100,8 +131,14 @@ export async function run(): Promise<void> {
     core.setFailed(errorMessage(err));
     core.setOutput("outcome", "failed");
     if (err instanceof DeployError && err.status) core.setOutput("stack-status", err.status);
-    if (report) await publishReport({ ...report, error: err }, report.comment, report.token);
+    if (report) await publishReport({ ...report, result, error: err }, report.comment, report.token);
   }
+}
+
+function configNote(config: ConfigDelivery): string {
+  const what = config.result === "uploaded" ? "written to" : "unchanged at";
+  const version = config.versionId ? `, version ${config.versionId}` : "";
+  return `Stream config ${what} ${config.location} (sha256 ${config.sha256.slice(0, 12)}${version}).`;
 }
 
 async function resolveTemplate(value: string): Promise<TemplateSource> {

@@ -1,12 +1,16 @@
 // deploy-stack as the runner runs it: the bundled action in its own process, talking to a CloudFormation stand-in over
 // the real awsQuery protocol (AWS_ENDPOINT_URL_CLOUDFORMATION) and to a GitHub API stand-in (GITHUB_API_URL).
 // CloudFormation itself cannot run here; the behaviour against its answers is covered in test/unit/actions.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { GetObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
+import { parseConfigText } from "../../../lambda/bridge/config";
+import { startLocalS3, type LocalS3 } from "../../../scripts/local/s3-server";
 import { startLocalCloudFormation, type LocalCloudFormation } from "../../support/local-cloudformation";
 import { startLocalGitHub, type LocalGitHub } from "../../support/local-github";
-import { runAction } from "./run-action";
+import { REPO, runAction } from "./run-action";
 
 // Each test starts Node processes (about 0.2 s each alone); a loaded machine running every suite needs headroom.
 jest.setTimeout(60_000);
@@ -310,5 +314,210 @@ describe("deploy-stack parameters", () => {
     const kept = await runAction("deploy-stack", { ...base, parameters: "CodeKey=b" }, env());
     expect(kept.errors).toEqual([]);
     expect(kept.outputs).toMatchObject({ outcome: "updated", AlarmTopicArn: topic });
+  });
+});
+
+describe("deploy-stack delivers the stream config", () => {
+  const PR_CONFIG = join(REPO, "deploy", "environments", "pr.config.yaml");
+  const HOST_KEY = "SHA256:" + "Q".repeat(43);
+  const VALUES = `SmokeSftpHost=s-1234.server.transfer.us-east-1.amazonaws.com\nSmokeSftpHostKey=${HOST_KEY}`;
+  let s3server: LocalS3;
+  let s3: S3Client;
+  let local: LocalCloudFormation;
+
+  beforeAll(async () => {
+    s3server = await startLocalS3({ directory: join(work, "s3") });
+    s3 = s3server.client();
+    // The bucket the bridge template names after the stack's id, made for real so the config has somewhere to go.
+    local = await startLocalCloudFormation({
+      provision: {
+        "AWS::S3::Bucket": async ({ stackId }) => {
+          const name = `s3-sftp-bridge-${stackId.split("/")[2]}`;
+          await s3server.createBucket(name);
+          return name;
+        },
+      },
+    });
+  });
+
+  afterAll(async () => {
+    s3?.destroy();
+    await s3server?.close();
+    await local?.close();
+  });
+
+  // The bridge template's config outputs, as templates/bridge.yaml declares them for an S3 config.
+  const bridgeLike = [
+    "Parameters:",
+    "  CodeKey: {Type: String}",
+    "  ConfigKey: {Type: String, Default: _bridge/config.yaml}",
+    "  ReceiptsPrefix: {Type: String, Default: _bridge/receipts/}",
+    '  BucketName: {Type: String, Default: ""}',
+    "Resources:",
+    "  Bucket:",
+    "    Type: AWS::S3::Bucket",
+    "  Queue:",
+    "    Type: AWS::SQS::Queue",
+    "Outputs:",
+    "  BucketName:",
+    "    Value: !Ref Bucket",
+    "  ConfigLocation:",
+    '    Value: !Sub "s3://${Bucket}/${ConfigKey}"',
+    "",
+  ].join("\n");
+
+  const localEnv = () => ({
+    ...env(),
+    AWS_ENDPOINT_URL_CLOUDFORMATION: local.endpoint,
+    AWS_ENDPOINT_URL_S3: s3server.endpoint,
+    AWS_ACCESS_KEY_ID: s3server.credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: s3server.credentials.secretAccessKey,
+  });
+
+  async function stored(location: string): Promise<string> {
+    const [, bucket, key] = /^s3:\/\/([^/]+)\/(.+)$/.exec(location)!;
+    const out = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    return out.Body!.transformToString();
+  }
+
+  it("takes a new PR stack from nothing to a stack whose config is at its ConfigLocation and names its bucket", async () => {
+    const { templateFile } = files("bridge-like", bridgeLike);
+    const inputs = {
+      "stack-name": "bridge-pr-42",
+      template: templateFile,
+      parameters: "CodeKey=lambda/abc.zip",
+      "config-file": PR_CONFIG,
+      "config-values": VALUES,
+      "poll-interval-seconds": "0",
+    };
+
+    const first = await runAction("deploy-stack", inputs, localEnv());
+    expect(first.errors).toEqual([]);
+    expect(first.outputs).toMatchObject({ outcome: "created", "config-result": "uploaded" });
+    const bucket = first.outputs.BucketName!;
+    expect(bucket).toMatch(/^s3-sftp-bridge-[0-9a-f-]{36}$/);
+    expect(first.outputs["config-location"]).toBe(`s3://${bucket}/_bridge/config.yaml`);
+    expect(first.outputs.ConfigLocation).toBe(first.outputs["config-location"]);
+
+    // What the function will read there: valid for it, naming its bucket and its own folders on the test server.
+    const text = await stored(first.outputs["config-location"]!);
+    const lines = text.split("\n").filter((l) => !l.trimStart().startsWith("#"));
+    expect(lines.filter((l) => l.includes("${"))).toEqual([]);
+    expect(createHash("sha256").update(text).digest("hex")).toBe(first.outputs["config-sha256"]);
+    const config = parseConfigText(text, "delivered", { allowFileCredentials: false });
+    expect(config.streams.smoke).toMatchObject({
+      s3: { bucket, prefix: "smoke/" },
+      sftp: { host: "s-1234.server.transfer.us-east-1.amazonaws.com", hostKeys: [HOST_KEY] },
+      push: { to: "/bridge-pr-42/in" },
+      pull: { from: "/bridge-pr-42/out" },
+    });
+    expect(first.summary).toContain(`Stream config written to s3://${bucket}/_bridge/config.yaml`);
+
+    // The same config again: not written again.
+    const again = await runAction("deploy-stack", inputs, localEnv());
+    expect(again.errors).toEqual([]);
+    expect(again.outputs).toMatchObject({ outcome: "no-changes", "config-result": "unchanged" });
+
+    // A changed value is a changed config, even when the stack itself has nothing to change.
+    const moved = await runAction(
+      "deploy-stack",
+      { ...inputs, "config-values": VALUES.replace("s-1234", "s-5678") },
+      localEnv(),
+    );
+    expect(moved.errors).toEqual([]);
+    expect(moved.outputs).toMatchObject({ outcome: "no-changes", "config-result": "uploaded" });
+    expect(await stored(moved.outputs["config-location"]!)).toContain("host: s-5678.server");
+  });
+
+  it("stops before any CloudFormation call when the config would not pass the function's validation", async () => {
+    const { templateFile } = files("bridge-like-invalid", bridgeLike);
+    const callsBefore = local.calls.length;
+    const bad = await runAction(
+      "deploy-stack",
+      {
+        "stack-name": "bridge-pr-43",
+        template: templateFile,
+        parameters: "CodeKey=lambda/abc.zip",
+        "config-file": PR_CONFIG,
+        "config-values": "SmokeSftpHost=sftp.example\nSmokeSftpHostKey=MD5:aa:bb",
+        "poll-interval-seconds": "0",
+      },
+      localEnv(),
+    );
+    expect(bad.code).toBe(1);
+    expect(bad.errors.at(-1)).toContain("streams.smoke.sftp.hostKeys[0]: must be an OpenSSH SHA256 fingerprint");
+    expect(bad.errors.at(-1)).toContain("before the stack was touched");
+
+    // A variable that is not set is named as such, not as a config problem somewhere down the line.
+    const unset = await runAction(
+      "deploy-stack",
+      {
+        "stack-name": "bridge-pr-43",
+        template: templateFile,
+        parameters: "CodeKey=lambda/abc.zip",
+        "config-file": PR_CONFIG,
+        "config-values": `SmokeSftpHost=\nSmokeSftpHostKey=${HOST_KEY}`,
+      },
+      localEnv(),
+    );
+    expect(unset.code).toBe(1);
+    expect(unset.errors.at(-1)).toContain("config-values: SmokeSftpHost is empty");
+
+    // A key file is fine for the CLI, never for the function (bridge validate --lambda).
+    const fileCredentials = join(work, "file-credentials.yaml");
+    writeFileSync(
+      fileCredentials,
+      readFileSync(PR_CONFIG, "utf8").replace("{ secretsManager: bridge-pr/smoke }", "{ file: /keys/smoke }"),
+    );
+    const withFile = await runAction(
+      "deploy-stack",
+      {
+        "stack-name": "bridge-pr-43",
+        template: templateFile,
+        parameters: "CodeKey=lambda/abc.zip",
+        "config-file": fileCredentials,
+        "config-values": VALUES,
+      },
+      localEnv(),
+    );
+    expect(withFile.code).toBe(1);
+    expect(withFile.errors.at(-1)).toContain("streams.smoke.sftp.credentials.file: credential files are only allowed");
+
+    expect(local.calls.slice(callsBefore)).toEqual([]);
+    expect(local.stackByName("bridge-pr-43")).toBeUndefined();
+  });
+
+  it("writes no config that names another bucket than the stack's", async () => {
+    const { templateFile } = files("bridge-like-foreign", bridgeLike);
+    const foreign = join(work, "foreign-bucket.yaml");
+    writeFileSync(foreign, readFileSync(PR_CONFIG, "utf8").replace("${BucketName}", "someone-elses-bucket"));
+    const inputs = {
+      "stack-name": "bridge-pr-44",
+      template: templateFile,
+      parameters: "CodeKey=lambda/abc.zip",
+      "config-file": foreign,
+      "config-values": VALUES,
+      "poll-interval-seconds": "0",
+    };
+
+    const run = await runAction("deploy-stack", inputs, localEnv());
+    expect(run.code).toBe(1);
+    expect(run.errors.at(-1)).toMatch(
+      /streams\.smoke\.s3\.bucket is someone-elses-bucket, but the stack's bucket is s3-sftp-bridge-[0-9a-f-]+, the only one its function may use/,
+    );
+    const bucket = local.stackByName("bridge-pr-44")!.physicalIds.Bucket!;
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket }));
+    expect(listed.Contents ?? []).toEqual([]);
+
+    // Known before the stack is touched when the bucket is named by a parameter.
+    const callsBefore = local.calls.length;
+    const named = await runAction(
+      "deploy-stack",
+      { ...inputs, "stack-name": "bridge-pr-45", parameters: "CodeKey=x\nBucketName=my-bridge-bucket" },
+      localEnv(),
+    );
+    expect(named.code).toBe(1);
+    expect(named.errors.at(-1)).toContain("the stack's bucket is my-bridge-bucket");
+    expect(local.calls.slice(callsBefore)).toEqual([]);
   });
 });
