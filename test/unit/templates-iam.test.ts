@@ -1,6 +1,13 @@
 import { EVENT_SOURCE } from "../../lambda/bridge";
-import { TEST_ACCOUNT, TEST_REGION, type ResolvedTemplate } from "../support/template-eval";
-import { evalBridge, evalSftpServer } from "../support/template-fixtures";
+import { evaluateTemplate, TEST_ACCOUNT, TEST_REGION, type ResolvedTemplate } from "../support/template-eval";
+import {
+  BRIDGE_PARAMS,
+  DEPLOY_ROLES_PARAMS,
+  bridge,
+  evalBridge,
+  evalDeployRoles,
+  evalSftpServer,
+} from "../support/template-fixtures";
 import {
   actionProblems,
   conditionKeyProblems,
@@ -42,11 +49,34 @@ const FULL = {
   EventBusName: "partner-files",
 };
 
+/** The pull-request environment's deploy roles, as the sandbox account would have them. */
+const PR_ROLES = {
+  Environment: "pr",
+  DeployPrefix: "pr/",
+  SecretsPrefix: "bridge-pr/",
+  SsmParameterPath: "/bridge-pr/",
+};
+const GITHUB_OIDC = `arn:aws:iam::${TEST_ACCOUNT}:oidc-provider/token.actions.githubusercontent.com`;
+/** Production's deploy roles with every option: an existing OIDC provider, a publisher, keys, a bus. */
+const PRODUCTION_ROLES = {
+  Environment: "production",
+  SecretsPrefix: "bridge-production/",
+  SsmParameterPath: "/bridge-production/",
+  GitHubOidcProviderArn: GITHUB_OIDC,
+  PublishEnvironment: "artifacts",
+  CredentialsBucket: "bridge-keys",
+  KmsKeyArns: `${CREDENTIALS_KEY},${BUCKET_KEY}`,
+  EventBusName: "partner-files",
+};
+
 const variants: [string, ResolvedTemplate][] = [
   ["bridge.yaml (defaults)", evalBridge()],
   ["bridge.yaml (every feature)", evalBridge(FULL)],
   ["sftp-server.yaml (defaults)", evalSftpServer()],
   ["sftp-server.yaml (KMS)", evalSftpServer({ KmsKeyArn: BUCKET_KEY })],
+  ["deploy-roles.yaml (staging)", evalDeployRoles()],
+  ["deploy-roles.yaml (pr)", evalDeployRoles(PR_ROLES)],
+  ["deploy-roles.yaml (production, every option)", evalDeployRoles(PRODUCTION_ROLES)],
 ];
 
 /** The only statements allowed to name Resource "*", each with the reason AWS leaves no narrower choice. */
@@ -58,6 +88,39 @@ const WILDCARD_RESOURCE_ALLOWED: { where: string; sid: string; reason: string }[
       "VPC mode only. Lambda creates, describes and deletes the function's network interfaces with the execution " +
       "role; ec2:DescribeNetworkInterfaces and ec2:DescribeSubnets support no resource-level permissions, and AWS's " +
       "own AWSLambdaVPCAccessExecutionRole grants these actions on *.",
+  },
+  {
+    where: "deploy-roles.yaml Resources.BoundaryPolicy",
+    sid: "VpcNetworkInterfaces",
+    reason: "The boundary must admit what the function role's ManageVpcNetworkInterfaces grants, on the same *.",
+  },
+  {
+    where: "deploy-roles.yaml Resources.BoundaryPolicy",
+    sid: "PutBridgeMetrics",
+    reason: "cloudwatch:PutMetricData has no resource type; the statement is scoped by cloudwatch:namespace instead.",
+  },
+  {
+    where: "deploy-roles.yaml Resources.CloudFormationRole.Policies[bridge-stacks]",
+    sid: "CreateQueueTriggers",
+    reason:
+      "lambda:CreateEventSourceMapping has no resource type; lambda:FunctionArn scopes it to the bridge functions.",
+  },
+  {
+    where: "deploy-roles.yaml Resources.CloudFormationRole.Policies[bridge-stacks]",
+    sid: "DescribeFunctionNetwork",
+    reason:
+      "Lambda checks a VPC function's subnets and security groups with the caller's ec2:Describe* rights, which " +
+      "support no resource-level permissions.",
+  },
+  {
+    where: "deploy-roles.yaml Resources.CloudFormationRole.Policies[bridge-stacks]",
+    sid: "ListLogGroups",
+    reason: "logs:DescribeLogGroups has no resource type; CloudFormation's log group handler reads its group with it.",
+  },
+  {
+    where: "deploy-roles.yaml Resources.DeployerRole.Policies[deploy]",
+    sid: "ReadTemplateParameters",
+    reason: "cloudformation:GetTemplateSummary of a template URL or body names no stack; it only reads the template.",
   },
 ];
 
@@ -189,6 +252,127 @@ async function expectVerdicts(identity: { name: string; policy: PolicyDocument }
   expect(wrong).toEqual([]);
 }
 
+/** What the function does with every feature on (FULL), and the neighbouring requests it must not be able to make. */
+function everyFeatureCases(r: ResolvedTemplate): Case[] {
+  const { s3, s3Bucket, sqs, kms, obj } = bridgeRequests(r);
+  const queue = r.resources.Queue!.attributes.Arn!;
+  const dlq = r.resources.DeadLetterQueue!.attributes.Arn!;
+  const logGroup = r.resources.LogGroup!.ref;
+  const secret = (name: string) => arn("secretsmanager", `secret:${name}-AbCdEf`);
+  const param = (name: string) => arn("ssm", `parameter${name}`);
+  const events = (...sources: string[]): Request => ({
+    action: "events:PutEvents",
+    resource: arn("events", "event-bus/partner-files"),
+    context: { "events:source": sources },
+  });
+  return [
+    // push: read the sources (and their versions), delete after delivery
+    ["read a push source", s3("s3:GetObject", "psp/outbound/2026/a.xml"), true],
+    ["read a version of a push source", s3("s3:GetObjectVersion", "acme/out/b.csv"), true],
+    ["delete a delivered push source", s3("s3:DeleteObject", "psp/outbound/2026/a.xml"), true],
+    ["read outside every stream", s3("s3:GetObject", "hr/salaries.csv"), false],
+    ["overwrite a push source", s3("s3:PutObject", "psp/outbound/a.xml"), false],
+    ["delete a version for good", s3("s3:DeleteObjectVersion", "psp/outbound/a.xml"), false],
+    [
+      "read the same key in another bucket",
+      { ...s3("s3:GetObject", ""), resource: obj("psp/outbound/a.xml", "someone-else") },
+      false,
+    ],
+    // pull: write (multipart too) and verify under the pull prefix
+    ["write a pulled file", s3("s3:PutObject", "psp/inbound/c.xml"), true],
+    ["verify a pulled file", s3("s3:GetObject", "psp/inbound/c.xml"), true],
+    ["abort a multipart upload", s3("s3:AbortMultipartUpload", "psp/inbound/big.bin"), true],
+    ["list a multipart upload's parts", s3("s3:ListMultipartUploadParts", "psp/inbound/big.bin"), true],
+    ["delete a pulled file", s3("s3:DeleteObject", "psp/inbound/c.xml"), false],
+    ["write outside the pull prefixes", s3("s3:PutObject", "acme/in/c.xml"), false],
+    // receipts
+    ["write a receipt", s3("s3:PutObject", "_bridge/receipts/psp/push/a.json"), true],
+    ["read a receipt", s3("s3:GetObject", "_bridge/receipts/psp/push/a.json"), true],
+    ["delete a receipt", s3("s3:DeleteObject", "_bridge/receipts/psp/push/a.json"), false],
+    ["list the bucket", s3Bucket("s3:ListBucket", { "s3:prefix": "_bridge/receipts/psp/" }), true],
+    ["list another bucket", { ...s3Bucket("s3:ListBucket"), resource: "arn:aws:s3:::someone-else" }, false],
+    // the bucket itself is off limits
+    ["delete the bucket", s3Bucket("s3:DeleteBucket"), false],
+    ["change the bucket policy", s3Bucket("s3:PutBucketPolicy"), false],
+    ["change the notifications", s3Bucket("s3:PutBucketNotification"), false],
+    ["change the lifecycle", s3Bucket("s3:PutLifecycleConfiguration"), false],
+    [
+      "read a push source without TLS",
+      { ...s3("s3:GetObject", "psp/outbound/a.xml"), context: { "aws:SecureTransport": "false" } },
+      false,
+    ],
+    // config from SSM
+    ["read the config parameter", { action: "ssm:GetParameter", resource: param("/bridge/config") }, true],
+    ["change the config parameter", { action: "ssm:PutParameter", resource: param("/bridge/config") }, false],
+    // credentials
+    ["read a stream's secret", { action: "secretsmanager:GetSecretValue", resource: secret("bridge/psp") }, true],
+    ["read another secret", { action: "secretsmanager:GetSecretValue", resource: secret("prod/db-password") }, false],
+    ["change a stream's secret", { action: "secretsmanager:PutSecretValue", resource: secret("bridge/psp") }, false],
+    ["read a SecureString credential", { action: "ssm:GetParameter", resource: param("/bridge/psp/key") }, true],
+    ["read several credentials", { action: "ssm:GetParameters", resource: param("/bridge/acme") }, true],
+    ["read a parameter elsewhere", { action: "ssm:GetParameter", resource: param("/prod/db") }, false],
+    [
+      "read a private-key object",
+      { action: "s3:GetObject", resource: obj("_bridge/credentials/psp.pem", "bridge-keys") },
+      true,
+    ],
+    [
+      "read elsewhere in the keys bucket",
+      { action: "s3:GetObject", resource: obj("other/psp.pem", "bridge-keys") },
+      false,
+    ],
+    ["decrypt a secret through Secrets Manager", kms("kms:Decrypt", CREDENTIALS_KEY, "secretsmanager"), true],
+    ["decrypt a parameter through SSM", kms("kms:Decrypt", CREDENTIALS_KEY, "ssm"), true],
+    ["decrypt a key object through S3", kms("kms:Decrypt", CREDENTIALS_KEY, "s3"), true],
+    ["decrypt with the credentials key directly", kms("kms:Decrypt", CREDENTIALS_KEY), false],
+    ["encrypt with the credentials key", kms("kms:Encrypt", CREDENTIALS_KEY, "ssm"), false],
+    ["decrypt with another key", kms("kms:Decrypt", OTHER_KEY, "secretsmanager"), false],
+    // bucket key (SSE-KMS)
+    ["read SSE-KMS objects", kms("kms:Decrypt", BUCKET_KEY, "s3"), true],
+    ["write SSE-KMS objects", kms("kms:GenerateDataKey", BUCKET_KEY, "s3"), true],
+    ["use the bucket key outside S3", kms("kms:GenerateDataKey", BUCKET_KEY), false],
+    ["schedule the bucket key's deletion", kms("kms:ScheduleKeyDeletion", BUCKET_KEY), false],
+    // queue
+    ["receive from its queue", sqs("sqs:ReceiveMessage"), true],
+    ["delete from its queue", sqs("sqs:DeleteMessage"), true],
+    ["extend a message's visibility", sqs("sqs:ChangeMessageVisibility"), true],
+    ["read its queue's attributes", sqs("sqs:GetQueueAttributes"), true],
+    ["send to its queue", sqs("sqs:SendMessage"), false],
+    ["purge its queue", sqs("sqs:PurgeQueue"), false],
+    ["receive from the dead-letter queue", sqs("sqs:ReceiveMessage", dlq), false],
+    ["receive from another queue", sqs("sqs:ReceiveMessage", queue.replace(/[^:]+$/, "other-queue")), false],
+    // logs, network, the rest of the account
+    [
+      "write its logs",
+      { action: "logs:PutLogEvents", resource: arn("logs", `log-group:${logGroup}:log-stream:2026/x`) },
+      true,
+    ],
+    [
+      "create its log streams",
+      { action: "logs:CreateLogStream", resource: arn("logs", `log-group:${logGroup}:log-stream:y`) },
+      true,
+    ],
+    [
+      "write another log group",
+      { action: "logs:PutLogEvents", resource: arn("logs", "log-group:/other:log-stream:x") },
+      false,
+    ],
+    [
+      "create its VPC network interface",
+      { action: "ec2:CreateNetworkInterface", resource: arn("ec2", "subnet/subnet-0123") },
+      true,
+    ],
+    // per-file events, on the one bus and as the bridge only
+    ["publish its file events", events(EVENT_SOURCE), true],
+    ["publish as another source", events("aws.s3"), false],
+    ["slip another source into a batch", events(EVENT_SOURCE, "aws.s3"), false],
+    ["publish to another bus", { ...events(EVENT_SOURCE), resource: arn("events", "event-bus/default") }, false],
+    ["invoke a function", { action: "lambda:InvokeFunction", resource: arn("lambda", "function:anything") }, false],
+    ["pass a role", { action: "iam:PassRole", resource: `arn:aws:iam::${TEST_ACCOUNT}:role/admin` }, false],
+    ["publish metrics directly (EMF goes through logs)", { action: "cloudwatch:PutMetricData", resource: "*" }, false],
+  ];
+}
+
 describe("bridge.yaml: the function role is least privilege", () => {
   const principalOf = (r: ResolvedTemplate) =>
     `arn:aws:sts::${TEST_ACCOUNT}:assumed-role/${r.resources.FunctionRole!.ref}/${r.resources.Function!.ref}`;
@@ -205,128 +389,7 @@ describe("bridge.yaml: the function role is least privilege", () => {
 
   it("with every feature on: allows what the bridge does and denies the neighbouring requests", async () => {
     const r = evalBridge(FULL);
-    const { s3, s3Bucket, sqs, kms, obj } = bridgeRequests(r);
-    const queue = r.resources.Queue!.attributes.Arn!;
-    const dlq = r.resources.DeadLetterQueue!.attributes.Arn!;
-    const logGroup = r.resources.LogGroup!.ref;
-    const secret = (name: string) => arn("secretsmanager", `secret:${name}-AbCdEf`);
-    const param = (name: string) => arn("ssm", `parameter${name}`);
-    const events = (...sources: string[]): Request => ({
-      action: "events:PutEvents",
-      resource: arn("events", "event-bus/partner-files"),
-      context: { "events:source": sources },
-    });
-    const cases: Case[] = [
-      // push: read the sources (and their versions), delete after delivery
-      ["read a push source", s3("s3:GetObject", "psp/outbound/2026/a.xml"), true],
-      ["read a version of a push source", s3("s3:GetObjectVersion", "acme/out/b.csv"), true],
-      ["delete a delivered push source", s3("s3:DeleteObject", "psp/outbound/2026/a.xml"), true],
-      ["read outside every stream", s3("s3:GetObject", "hr/salaries.csv"), false],
-      ["overwrite a push source", s3("s3:PutObject", "psp/outbound/a.xml"), false],
-      ["delete a version for good", s3("s3:DeleteObjectVersion", "psp/outbound/a.xml"), false],
-      [
-        "read the same key in another bucket",
-        { ...s3("s3:GetObject", ""), resource: obj("psp/outbound/a.xml", "someone-else") },
-        false,
-      ],
-      // pull: write (multipart too) and verify under the pull prefix
-      ["write a pulled file", s3("s3:PutObject", "psp/inbound/c.xml"), true],
-      ["verify a pulled file", s3("s3:GetObject", "psp/inbound/c.xml"), true],
-      ["abort a multipart upload", s3("s3:AbortMultipartUpload", "psp/inbound/big.bin"), true],
-      ["list a multipart upload's parts", s3("s3:ListMultipartUploadParts", "psp/inbound/big.bin"), true],
-      ["delete a pulled file", s3("s3:DeleteObject", "psp/inbound/c.xml"), false],
-      ["write outside the pull prefixes", s3("s3:PutObject", "acme/in/c.xml"), false],
-      // receipts
-      ["write a receipt", s3("s3:PutObject", "_bridge/receipts/psp/push/a.json"), true],
-      ["read a receipt", s3("s3:GetObject", "_bridge/receipts/psp/push/a.json"), true],
-      ["delete a receipt", s3("s3:DeleteObject", "_bridge/receipts/psp/push/a.json"), false],
-      ["list the bucket", s3Bucket("s3:ListBucket", { "s3:prefix": "_bridge/receipts/psp/" }), true],
-      ["list another bucket", { ...s3Bucket("s3:ListBucket"), resource: "arn:aws:s3:::someone-else" }, false],
-      // the bucket itself is off limits
-      ["delete the bucket", s3Bucket("s3:DeleteBucket"), false],
-      ["change the bucket policy", s3Bucket("s3:PutBucketPolicy"), false],
-      ["change the notifications", s3Bucket("s3:PutBucketNotification"), false],
-      ["change the lifecycle", s3Bucket("s3:PutLifecycleConfiguration"), false],
-      [
-        "read a push source without TLS",
-        { ...s3("s3:GetObject", "psp/outbound/a.xml"), context: { "aws:SecureTransport": "false" } },
-        false,
-      ],
-      // config from SSM
-      ["read the config parameter", { action: "ssm:GetParameter", resource: param("/bridge/config") }, true],
-      ["change the config parameter", { action: "ssm:PutParameter", resource: param("/bridge/config") }, false],
-      // credentials
-      ["read a stream's secret", { action: "secretsmanager:GetSecretValue", resource: secret("bridge/psp") }, true],
-      ["read another secret", { action: "secretsmanager:GetSecretValue", resource: secret("prod/db-password") }, false],
-      ["change a stream's secret", { action: "secretsmanager:PutSecretValue", resource: secret("bridge/psp") }, false],
-      ["read a SecureString credential", { action: "ssm:GetParameter", resource: param("/bridge/psp/key") }, true],
-      ["read several credentials", { action: "ssm:GetParameters", resource: param("/bridge/acme") }, true],
-      ["read a parameter elsewhere", { action: "ssm:GetParameter", resource: param("/prod/db") }, false],
-      [
-        "read a private-key object",
-        { action: "s3:GetObject", resource: obj("_bridge/credentials/psp.pem", "bridge-keys") },
-        true,
-      ],
-      [
-        "read elsewhere in the keys bucket",
-        { action: "s3:GetObject", resource: obj("other/psp.pem", "bridge-keys") },
-        false,
-      ],
-      ["decrypt a secret through Secrets Manager", kms("kms:Decrypt", CREDENTIALS_KEY, "secretsmanager"), true],
-      ["decrypt a parameter through SSM", kms("kms:Decrypt", CREDENTIALS_KEY, "ssm"), true],
-      ["decrypt a key object through S3", kms("kms:Decrypt", CREDENTIALS_KEY, "s3"), true],
-      ["decrypt with the credentials key directly", kms("kms:Decrypt", CREDENTIALS_KEY), false],
-      ["encrypt with the credentials key", kms("kms:Encrypt", CREDENTIALS_KEY, "ssm"), false],
-      ["decrypt with another key", kms("kms:Decrypt", OTHER_KEY, "secretsmanager"), false],
-      // bucket key (SSE-KMS)
-      ["read SSE-KMS objects", kms("kms:Decrypt", BUCKET_KEY, "s3"), true],
-      ["write SSE-KMS objects", kms("kms:GenerateDataKey", BUCKET_KEY, "s3"), true],
-      ["use the bucket key outside S3", kms("kms:GenerateDataKey", BUCKET_KEY), false],
-      ["schedule the bucket key's deletion", kms("kms:ScheduleKeyDeletion", BUCKET_KEY), false],
-      // queue
-      ["receive from its queue", sqs("sqs:ReceiveMessage"), true],
-      ["delete from its queue", sqs("sqs:DeleteMessage"), true],
-      ["extend a message's visibility", sqs("sqs:ChangeMessageVisibility"), true],
-      ["read its queue's attributes", sqs("sqs:GetQueueAttributes"), true],
-      ["send to its queue", sqs("sqs:SendMessage"), false],
-      ["purge its queue", sqs("sqs:PurgeQueue"), false],
-      ["receive from the dead-letter queue", sqs("sqs:ReceiveMessage", dlq), false],
-      ["receive from another queue", sqs("sqs:ReceiveMessage", queue.replace(/[^:]+$/, "other-queue")), false],
-      // logs, network, the rest of the account
-      [
-        "write its logs",
-        { action: "logs:PutLogEvents", resource: arn("logs", `log-group:${logGroup}:log-stream:2026/x`) },
-        true,
-      ],
-      [
-        "create its log streams",
-        { action: "logs:CreateLogStream", resource: arn("logs", `log-group:${logGroup}:log-stream:y`) },
-        true,
-      ],
-      [
-        "write another log group",
-        { action: "logs:PutLogEvents", resource: arn("logs", "log-group:/other:log-stream:x") },
-        false,
-      ],
-      [
-        "create its VPC network interface",
-        { action: "ec2:CreateNetworkInterface", resource: arn("ec2", "subnet/subnet-0123") },
-        true,
-      ],
-      // per-file events, on the one bus and as the bridge only
-      ["publish its file events", events(EVENT_SOURCE), true],
-      ["publish as another source", events("aws.s3"), false],
-      ["slip another source into a batch", events(EVENT_SOURCE, "aws.s3"), false],
-      ["publish to another bus", { ...events(EVENT_SOURCE), resource: arn("events", "event-bus/default") }, false],
-      ["invoke a function", { action: "lambda:InvokeFunction", resource: arn("lambda", "function:anything") }, false],
-      ["pass a role", { action: "iam:PassRole", resource: `arn:aws:iam::${TEST_ACCOUNT}:role/admin` }, false],
-      [
-        "publish metrics directly (EMF goes through logs)",
-        { action: "cloudwatch:PutMetricData", resource: "*" },
-        false,
-      ],
-    ];
-    await expectVerdicts(rolePolicies(r, "FunctionRole"), principalOf(r), cases);
+    await expectVerdicts(rolePolicies(r, "FunctionRole"), principalOf(r), everyFeatureCases(r));
   });
 
   it("with the defaults: config from the bucket's one key; no stream, KMS or VPC access until configured", async () => {
@@ -590,6 +653,622 @@ describe("sftp-server.yaml: the test user is confined to its home directory", ()
         "delete a log group",
         { action: "logs:DeleteLogGroup", resource: arn("logs", "log-group:/aws/transfer/s-0123") },
         false,
+      ],
+    ]);
+  });
+});
+
+// ------------------------------------------------------------------------------------------------ deploy-roles.yaml
+
+describe("deploy-roles.yaml: who may assume the roles", () => {
+  it("lets only this repository's workflows in the environment assume the deployer, through GitHub's OIDC", () => {
+    const r = evalDeployRoles();
+    const provider = r.resources.GitHubOidcProvider!;
+    expect(provider.Properties).toMatchObject({
+      Url: "https://token.actions.githubusercontent.com",
+      ClientIdList: ["sts.amazonaws.com"],
+    });
+    // iam-simulate does not evaluate an OIDC provider's keys, so the trust policy is checked as written: exact
+    // values under StringEquals, no wildcard that a branch or a fork's subject could match.
+    expect(
+      statements(r.resources.DeployerRole!.Properties.AssumeRolePolicyDocument as unknown as PolicyDocument),
+    ).toEqual([
+      {
+        Effect: "Allow",
+        Principal: { Federated: provider.ref },
+        Action: "sts:AssumeRoleWithWebIdentity",
+        Condition: {
+          StringEquals: {
+            "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+            "token.actions.githubusercontent.com:sub": "repo:acme/s3-sftp-bridge:environment:staging",
+          },
+        },
+      },
+    ]);
+  });
+
+  it("reuses the account's provider when given, and trusts the publish environment for the publisher only", () => {
+    const r = evalDeployRoles(PRODUCTION_ROLES);
+    expect(r.resources.GitHubOidcProvider).toBeUndefined();
+    const trust = (id: string) =>
+      statements(r.resources[id]!.Properties.AssumeRolePolicyDocument as unknown as PolicyDocument)[0]!;
+    expect(trust("DeployerRole").Principal).toEqual({ Federated: GITHUB_OIDC });
+    expect(trust("DeployerRole").Condition!.StringEquals!["token.actions.githubusercontent.com:sub"]).toBe(
+      "repo:acme/s3-sftp-bridge:environment:production",
+    );
+    expect(trust("PublisherRole").Condition!.StringEquals!["token.actions.githubusercontent.com:sub"]).toBe(
+      "repo:acme/s3-sftp-bridge:environment:artifacts",
+    );
+    expect(evalDeployRoles().resources.PublisherRole).toBeUndefined();
+    expect(r.outputs.GitHubOidcProviderArn).toBe(GITHUB_OIDC);
+  });
+
+  it("lets only CloudFormation assume the service role", () => {
+    const r = evalDeployRoles();
+    expect(
+      statements(r.resources.CloudFormationRole!.Properties.AssumeRolePolicyDocument as unknown as PolicyDocument),
+    ).toEqual([{ Effect: "Allow", Principal: { Service: "cloudformation.amazonaws.com" }, Action: "sts:AssumeRole" }]);
+  });
+});
+
+const session = (role: string, name: string) => `arn:aws:sts::${TEST_ACCOUNT}:assumed-role/${role}/${name}`;
+const iamArn = (resource: string) => `arn:aws:iam::${TEST_ACCOUNT}:${resource}`;
+const stackArn = (name: string) => arn("cloudformation", `stack/${name}/6f1c2d3e-4a5b-4c7d-8e9f-0a1b2c3d4e5f`);
+const BRIDGE_BUCKET = "s3-sftp-bridge-6f1c2d3e-4a5b-4c7d-8e9f-0a1b2c3d4e5f";
+
+describe("deploy-roles.yaml: the deployer deploys through the service role and cannot touch IAM", () => {
+  const r = evalDeployRoles();
+  const serviceRole = r.resources.CloudFormationRole!.attributes.Arn!;
+  const boundary = r.resources.BoundaryPolicy!.ref;
+  const principal = session(r.resources.DeployerRole!.ref, "release-staging-4242");
+  const asServiceRole = { "cloudformation:RoleArn": serviceRole };
+  const object = (bucket: string, key: string) => `arn:aws:s3:::${bucket}/${key}`;
+
+  it("cannot create, change or attach any role or policy, with or without the boundary", async () => {
+    const cases: Case[] = [];
+    const contexts: Record<string, string>[] = [{}, { "iam:PermissionsBoundary": boundary }];
+    for (const context of contexts) {
+      const how = Object.keys(context).length ? "with the boundary" : "without a boundary";
+      cases.push(
+        [
+          `create a role ${how}`,
+          { action: "iam:CreateRole", resource: iamArn("role/bridge-staging-x"), context },
+          false,
+        ],
+        [
+          `put a role policy ${how}`,
+          { action: "iam:PutRolePolicy", resource: iamArn("role/bridge-staging-x"), context },
+          false,
+        ],
+        [
+          `attach AdministratorAccess ${how}`,
+          {
+            action: "iam:AttachRolePolicy",
+            resource: iamArn("role/bridge-staging-x"),
+            context: { ...context, "iam:PolicyARN": "arn:aws:iam::aws:policy/AdministratorAccess" },
+          },
+          false,
+        ],
+      );
+    }
+    cases.push(
+      [
+        "widen its own role",
+        { action: "iam:PutRolePolicy", resource: iamArn(`role/${r.resources.DeployerRole!.ref}`) },
+        false,
+      ],
+      ["rewrite the boundary", { action: "iam:CreatePolicyVersion", resource: boundary }, false],
+      ["change the service role's trust", { action: "iam:UpdateAssumeRolePolicy", resource: serviceRole }, false],
+      ["create a user", { action: "iam:CreateUser", resource: iamArn("user/backdoor") }, false],
+      ["create an access key", { action: "iam:CreateAccessKey", resource: iamArn("user/someone") }, false],
+      [
+        "pass an administrator role to CloudFormation",
+        {
+          action: "iam:PassRole",
+          resource: iamArn("role/admin"),
+          context: { "iam:PassedToService": "cloudformation.amazonaws.com" },
+        },
+        false,
+      ],
+      [
+        "pass the service role to CloudFormation",
+        {
+          action: "iam:PassRole",
+          resource: serviceRole,
+          context: { "iam:PassedToService": "cloudformation.amazonaws.com" },
+        },
+        true,
+      ],
+      [
+        "pass the service role to Lambda",
+        { action: "iam:PassRole", resource: serviceRole, context: { "iam:PassedToService": "lambda.amazonaws.com" } },
+        false,
+      ],
+    );
+    await expectVerdicts(rolePolicies(r, "DeployerRole"), principal, cases);
+  });
+
+  it("creates change sets on its own stack only, and only ones CloudFormation runs as the service role", async () => {
+    await expectVerdicts(rolePolicies(r, "DeployerRole"), principal, [
+      [
+        "create a change set run by the service role",
+        { action: "cloudformation:CreateChangeSet", resource: stackArn("bridge-staging"), context: asServiceRole },
+        true,
+      ],
+      [
+        "create a change set with its own credentials (no role-arn)",
+        { action: "cloudformation:CreateChangeSet", resource: stackArn("bridge-staging") },
+        false,
+      ],
+      [
+        "create a change set run by another role",
+        {
+          action: "cloudformation:CreateChangeSet",
+          resource: stackArn("bridge-staging"),
+          context: { "cloudformation:RoleArn": iamArn("role/admin") },
+        },
+        false,
+      ],
+      [
+        "create a change set on production's stack",
+        { action: "cloudformation:CreateChangeSet", resource: stackArn("bridge-production"), context: asServiceRole },
+        false,
+      ],
+      [
+        "execute its change set",
+        { action: "cloudformation:ExecuteChangeSet", resource: stackArn("bridge-staging") },
+        true,
+      ],
+      ["watch its stack", { action: "cloudformation:DescribeStackEvents", resource: stackArn("bridge-staging") }, true],
+      [
+        "protect its stack from deletion",
+        { action: "cloudformation:UpdateTerminationProtection", resource: stackArn("bridge-staging") },
+        true,
+      ],
+      [
+        "delete its stack as the service role",
+        { action: "cloudformation:DeleteStack", resource: stackArn("bridge-staging"), context: asServiceRole },
+        true,
+      ],
+      [
+        "delete its stack with its own credentials",
+        { action: "cloudformation:DeleteStack", resource: stackArn("bridge-staging") },
+        false,
+      ],
+      ["read a template's parameters", { action: "cloudformation:GetTemplateSummary", resource: "*" }, true],
+      [
+        "update a stack directly",
+        { action: "cloudformation:UpdateStack", resource: stackArn("bridge-staging") },
+        false,
+      ],
+    ]);
+  });
+
+  it("publishes under its prefix, smoke-tests its stack, and reaches no partner's data", async () => {
+    await expectVerdicts(rolePolicies(r, "DeployerRole"), principal, [
+      ["publish the zip", { action: "s3:PutObject", resource: object("acme-deploys", "release/lambda/x.zip") }, true],
+      [
+        "read the template it deploys",
+        { action: "s3:GetObject", resource: object("acme-deploys", "release/t.yaml") },
+        true,
+      ],
+      [
+        "publish under another prefix",
+        { action: "s3:PutObject", resource: object("acme-deploys", "pr/lambda/x.zip") },
+        false,
+      ],
+      ["list the deploy bucket", { action: "s3:ListBucket", resource: "arn:aws:s3:::acme-deploys" }, true],
+      [
+        "invoke the staging function",
+        { action: "lambda:InvokeFunction", resource: arn("lambda", "function:bridge-staging-Function-ABC") },
+        true,
+      ],
+      [
+        "invoke production's function",
+        { action: "lambda:InvokeFunction", resource: arn("lambda", "function:bridge-production-Function-ABC") },
+        false,
+      ],
+      ["upload the config", { action: "s3:PutObject", resource: object(BRIDGE_BUCKET, "_bridge/config.yaml") }, true],
+      [
+        "write the smoke stream's source",
+        { action: "s3:PutObject", resource: object(BRIDGE_BUCKET, "smoke/outbound/x") },
+        true,
+      ],
+      [
+        "delete the smoke test's file",
+        { action: "s3:DeleteObject", resource: object(BRIDGE_BUCKET, "smoke/inbound/x") },
+        true,
+      ],
+      [
+        "write a partner's stream",
+        { action: "s3:PutObject", resource: object(BRIDGE_BUCKET, "psp/outbound/x") },
+        false,
+      ],
+      ["read a partner's file", { action: "s3:GetObject", resource: object(BRIDGE_BUCKET, "psp/inbound/x") }, false],
+      [
+        "read a private key",
+        { action: "s3:GetObject", resource: object(BRIDGE_BUCKET, "_bridge/credentials/p.pem") },
+        false,
+      ],
+      [
+        "read the smoke stream's secret",
+        {
+          action: "secretsmanager:GetSecretValue",
+          resource: arn("secretsmanager", "secret:bridge-staging/smoke-AbCdEf"),
+        },
+        true,
+      ],
+      [
+        "read a partner's secret",
+        {
+          action: "secretsmanager:GetSecretValue",
+          resource: arn("secretsmanager", "secret:bridge-staging/psp-AbCdEf"),
+        },
+        false,
+      ],
+      ["delete the staging bucket", { action: "s3:DeleteBucket", resource: `arn:aws:s3:::${BRIDGE_BUCKET}` }, false],
+    ]);
+  });
+
+  it("in the pull-request environment: bridge-pr-* stacks only, and removes their retained buckets", async () => {
+    const pr = evalDeployRoles(PR_ROLES);
+    const prService = { "cloudformation:RoleArn": pr.resources.CloudFormationRole!.attributes.Arn! };
+    await expectVerdicts(rolePolicies(pr, "DeployerRole"), session(pr.resources.DeployerRole!.ref, "pr-12-1"), [
+      [
+        "create a PR stack's change set",
+        { action: "cloudformation:CreateChangeSet", resource: stackArn("bridge-pr-12"), context: prService },
+        true,
+      ],
+      [
+        "create staging's change set",
+        { action: "cloudformation:CreateChangeSet", resource: stackArn("bridge-staging"), context: prService },
+        false,
+      ],
+      ["remove a retained bucket", { action: "s3:DeleteBucket", resource: `arn:aws:s3:::${BRIDGE_BUCKET}` }, true],
+      ["empty it", { action: "s3:DeleteObjectVersion", resource: object(BRIDGE_BUCKET, "_bridge/config.yaml") }, true],
+      ["list its versions", { action: "s3:ListBucketVersions", resource: `arn:aws:s3:::${BRIDGE_BUCKET}` }, true],
+      ["remove another bucket", { action: "s3:DeleteBucket", resource: "arn:aws:s3:::acme-deploys" }, false],
+      [
+        "publish the release",
+        { action: "s3:PutObject", resource: object("acme-deploys", "release/lambda/x.zip") },
+        false,
+      ],
+    ]);
+  });
+
+  it("the publisher only publishes", async () => {
+    const p = evalDeployRoles(PRODUCTION_ROLES);
+    await expectVerdicts(rolePolicies(p, "PublisherRole"), session(p.resources.PublisherRole!.ref, "publish"), [
+      ["publish the zip", { action: "s3:PutObject", resource: object("acme-deploys", "release/lambda/x.zip") }, true],
+      [
+        "create a change set",
+        {
+          action: "cloudformation:CreateChangeSet",
+          resource: stackArn("bridge-production"),
+          context: { "cloudformation:RoleArn": p.resources.CloudFormationRole!.attributes.Arn! },
+        },
+        false,
+      ],
+      [
+        "invoke the function",
+        { action: "lambda:InvokeFunction", resource: arn("lambda", "function:bridge-production-F") },
+        false,
+      ],
+    ]);
+  });
+});
+
+describe("deploy-roles.yaml: the service role creates roles only inside the boundary", () => {
+  const r = evalDeployRoles();
+  const boundary = r.resources.BoundaryPolicy!.ref;
+  const principal = session(r.resources.CloudFormationRole!.ref, "AWSCloudFormation");
+  const role = iamArn("role/bridge-staging-FunctionRole-ABC123");
+  const bounded = { "iam:PermissionsBoundary": boundary };
+  const otherBoundary = { "iam:PermissionsBoundary": "arn:aws:iam::aws:policy/AdministratorAccess" };
+
+  it("creates, changes and deletes the stack's roles only while they carry the boundary", async () => {
+    await expectVerdicts(rolePolicies(r, "CloudFormationRole"), principal, [
+      ["create a role with the boundary", { action: "iam:CreateRole", resource: role, context: bounded }, true],
+      ["create a role without a boundary", { action: "iam:CreateRole", resource: role }, false],
+      [
+        "create a role with another boundary",
+        { action: "iam:CreateRole", resource: role, context: otherBoundary },
+        false,
+      ],
+      [
+        "create a role named outside its stacks",
+        { action: "iam:CreateRole", resource: iamArn("role/admin-2"), context: bounded },
+        false,
+      ],
+      ["give a bounded role a policy", { action: "iam:PutRolePolicy", resource: role, context: bounded }, true],
+      ["give an unbounded role a policy", { action: "iam:PutRolePolicy", resource: role }, false],
+      [
+        "change a bounded role's trust",
+        { action: "iam:UpdateAssumeRolePolicy", resource: role, context: bounded },
+        true,
+      ],
+      ["change an unbounded role's trust", { action: "iam:UpdateAssumeRolePolicy", resource: role }, false],
+      ["delete a bounded role", { action: "iam:DeleteRole", resource: role, context: bounded }, true],
+      [
+        "attach a managed policy, even to a bounded role",
+        {
+          action: "iam:AttachRolePolicy",
+          resource: role,
+          context: { ...bounded, "iam:PolicyARN": "arn:aws:iam::aws:policy/AdministratorAccess" },
+        },
+        false,
+      ],
+      [
+        "remove a role's boundary",
+        { action: "iam:DeleteRolePermissionsBoundary", resource: role, context: bounded },
+        false,
+      ],
+      [
+        "swap the boundary for another",
+        { action: "iam:PutRolePermissionsBoundary", resource: role, context: otherBoundary },
+        false,
+      ],
+      ["rewrite the boundary", { action: "iam:CreatePolicyVersion", resource: boundary }, false],
+      ["delete the boundary", { action: "iam:DeletePolicy", resource: boundary }, false],
+      ["create a user", { action: "iam:CreateUser", resource: iamArn("user/backdoor") }, false],
+      [
+        "pass a stack role to Lambda",
+        { action: "iam:PassRole", resource: role, context: { "iam:PassedToService": "lambda.amazonaws.com" } },
+        true,
+      ],
+      [
+        "pass a stack role to EC2",
+        { action: "iam:PassRole", resource: role, context: { "iam:PassedToService": "ec2.amazonaws.com" } },
+        false,
+      ],
+      [
+        "pass the deployer role",
+        {
+          action: "iam:PassRole",
+          resource: r.resources.DeployerRole!.attributes.Arn!,
+          context: { "iam:PassedToService": "lambda.amazonaws.com" },
+        },
+        false,
+      ],
+      [
+        "read a bridge object",
+        { action: "s3:GetObject", resource: `arn:aws:s3:::${BRIDGE_BUCKET}/_bridge/config.yaml` },
+        false,
+      ],
+      ["create some other bucket", { action: "s3:CreateBucket", resource: "arn:aws:s3:::payroll" }, false],
+      [
+        "create production's function",
+        { action: "lambda:CreateFunction", resource: arn("lambda", "function:bridge-production-Function-X") },
+        false,
+      ],
+    ]);
+  });
+
+  it("may make every resource of a bridge stack of its environment (the first create, in full)", async () => {
+    // What CloudFormation asks for each resource on create, as the service role; a resource type missing here fails
+    // the test, so the role and bridge.yaml cannot drift apart unnoticed.
+    const stack = evaluateTemplate(bridge, {
+      parameters: {
+        ...BRIDGE_PARAMS,
+        ...FULL,
+        DeployBucket: DEPLOY_ROLES_PARAMS.DeployBucket,
+        CodeKey: `${DEPLOY_ROLES_PARAMS.DeployPrefix}lambda/0123abcd.zip`,
+        ConfigParameterName: "/bridge-staging/config",
+        PullStreams2: "acme",
+      },
+      stackName: "bridge-staging",
+    });
+    const tls = { "aws:SecureTransport": "true" };
+    const requests = Object.entries(stack.resources).flatMap(([id, res]): [string, Request][] => {
+      const p = res.Properties;
+      switch (res.Type) {
+        case "AWS::S3::Bucket":
+          return [
+            "s3:CreateBucket",
+            "s3:PutBucketVersioning",
+            "s3:PutEncryptionConfiguration",
+            "s3:PutBucketPublicAccessBlock",
+            "s3:PutBucketOwnershipControls",
+            "s3:PutLifecycleConfiguration",
+            "s3:PutBucketNotification",
+            "s3:GetBucketNotification",
+            "s3:DeleteBucket",
+          ].map((action) => [id, { action, resource: res.attributes.Arn!, context: tls }]);
+        case "AWS::S3::BucketPolicy":
+          return [[id, { action: "s3:PutBucketPolicy", resource: `arn:aws:s3:::${String(p.Bucket)}`, context: tls }]];
+        case "AWS::SQS::Queue":
+          return ["sqs:CreateQueue", "sqs:GetQueueAttributes", "sqs:DeleteQueue"].map((action) => [
+            id,
+            { action, resource: res.attributes.Arn! },
+          ]);
+        case "AWS::SQS::QueuePolicy":
+          return (p.Queues as string[]).map((url) => [
+            id,
+            { action: "sqs:SetQueueAttributes", resource: arn("sqs", url.split("/").pop()!) },
+          ]);
+        case "AWS::Logs::LogGroup":
+          return ["logs:CreateLogGroup", "logs:PutRetentionPolicy", "logs:DeleteLogGroup"].map((action) => [
+            id,
+            { action, resource: arn("logs", `log-group:${res.ref}`) },
+          ]);
+        case "AWS::Logs::MetricFilter":
+          return [
+            [id, { action: "logs:PutMetricFilter", resource: arn("logs", `log-group:${String(p.LogGroupName)}`) }],
+          ];
+        case "AWS::IAM::Role": {
+          const context = { "iam:PermissionsBoundary": String(p.PermissionsBoundary) };
+          return ["iam:CreateRole", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:DeleteRole"].map((action) => [
+            id,
+            { action, resource: res.attributes.Arn!, context },
+          ]);
+        }
+        case "AWS::Lambda::Function": {
+          const code = p.Code as Record<string, string>;
+          return [
+            [id, { action: "lambda:CreateFunction", resource: res.attributes.Arn! }],
+            [id, { action: "lambda:GetFunction", resource: res.attributes.Arn! }],
+            [id, { action: "s3:GetObject", resource: `arn:aws:s3:::${code.S3Bucket}/${code.S3Key}` }],
+            [
+              id,
+              {
+                action: "iam:PassRole",
+                resource: String(p.Role),
+                context: { "iam:PassedToService": "lambda.amazonaws.com" },
+              },
+            ],
+            [id, { action: "ec2:DescribeSubnets", resource: "*" }],
+          ];
+        }
+        case "AWS::Lambda::EventInvokeConfig":
+          return [
+            [
+              id,
+              {
+                action: "lambda:PutFunctionEventInvokeConfig",
+                resource: arn("lambda", `function:${String(p.FunctionName)}`),
+              },
+            ],
+          ];
+        case "AWS::Lambda::EventSourceMapping":
+          return [
+            [
+              id,
+              {
+                action: "lambda:CreateEventSourceMapping",
+                resource: "*",
+                context: { "lambda:FunctionArn": arn("lambda", `function:${String(p.FunctionName)}`) },
+              },
+            ],
+          ];
+        case "AWS::Scheduler::Schedule": {
+          const target = p.Target as Record<string, string>;
+          return [
+            [id, { action: "scheduler:CreateSchedule", resource: arn("scheduler", `schedule/default/${res.ref}`) }],
+            [
+              id,
+              {
+                action: "iam:PassRole",
+                resource: target.RoleArn!,
+                context: { "iam:PassedToService": "scheduler.amazonaws.com" },
+              },
+            ],
+          ];
+        }
+        case "AWS::CloudWatch::Alarm":
+          return [[id, { action: "cloudwatch:PutMetricAlarm", resource: res.attributes.Arn! }]];
+        case "AWS::CloudWatch::Dashboard":
+          return [
+            [
+              id,
+              {
+                action: "cloudwatch:PutDashboard",
+                resource: `arn:aws:cloudwatch::${TEST_ACCOUNT}:dashboard/${res.ref}`,
+              },
+            ],
+          ];
+        default:
+          throw new Error(`${id}: no requests known for ${res.Type}; add them, and the service role's permissions`);
+      }
+    });
+    expect(new Set(requests.map(([id]) => stack.resources[id]!.Type)).size).toBeGreaterThanOrEqual(13);
+    await expectVerdicts(
+      rolePolicies(r, "CloudFormationRole"),
+      principal,
+      requests.map(([id, request]): Case => [id, request, true]),
+    );
+  });
+});
+
+describe("deploy-roles.yaml: the boundary", () => {
+  const roles = evalDeployRoles({
+    ...PRODUCTION_ROLES,
+    Environment: "staging",
+    SecretsPrefix: "bridge/",
+    SsmParameterPath: "/bridge/",
+  });
+  const boundary = roles.resources.BoundaryPolicy!.Properties.PolicyDocument as unknown as PolicyDocument;
+  const stack = evaluateTemplate(bridge, {
+    parameters: { ...BRIDGE_PARAMS, ...FULL, SecretsPrefix: "bridge/", SsmParameterPath: "/bridge/" },
+    stackName: "bridge-staging",
+  });
+
+  it("admits everything the bridge's own roles do, with every feature on", async () => {
+    const fn = session(stack.resources.FunctionRole!.ref, stack.resources.Function!.ref);
+    const cases = everyFeatureCases(stack).map(([d, req, allowed]): Case => [
+      d,
+      { ...req, permissionBoundary: boundary },
+      allowed,
+    ]);
+    await expectVerdicts(rolePolicies(stack, "FunctionRole"), fn, cases);
+    await expectVerdicts(rolePolicies(stack, "SchedulerRole"), session(stack.resources.SchedulerRole!.ref, "s"), [
+      [
+        "invoke the bridge",
+        {
+          action: "lambda:InvokeFunction",
+          resource: stack.resources.Function!.attributes.Arn!,
+          permissionBoundary: boundary,
+        },
+        true,
+      ],
+    ]);
+  });
+
+  it("caps a role that a template gives everything", async () => {
+    const everything = [
+      {
+        name: "admin",
+        policy: { Version: "2012-10-17", Statement: [{ Effect: "Allow" as const, Action: "*", Resource: "*" }] },
+      },
+    ];
+    const within = (request: Request): Request => ({ ...request, permissionBoundary: boundary });
+    await expectVerdicts(everything, session("bridge-staging-FunctionRole-ABC", "x"), [
+      ["create a role", within({ action: "iam:CreateRole", resource: iamArn("role/anything") }), false],
+      ["pass a role", within({ action: "iam:PassRole", resource: iamArn("role/admin") }), false],
+      ["assume another role", within({ action: "sts:AssumeRole", resource: iamArn("role/admin") }), false],
+      ["read another bucket", within({ action: "s3:GetObject", resource: "arn:aws:s3:::payroll/2026.csv" }), false],
+      [
+        "change the bridge bucket's policy",
+        within({ action: "s3:PutBucketPolicy", resource: `arn:aws:s3:::${BRIDGE_BUCKET}` }),
+        false,
+      ],
+      [
+        "read a secret outside the prefix",
+        within({ action: "secretsmanager:GetSecretValue", resource: arn("secretsmanager", "secret:prod/db-AbCdEf") }),
+        false,
+      ],
+      [
+        "read production's queue",
+        within({ action: "sqs:ReceiveMessage", resource: arn("sqs", "bridge-production-Queue-X") }),
+        false,
+      ],
+      [
+        "invoke production's function",
+        within({ action: "lambda:InvokeFunction", resource: arn("lambda", "function:bridge-production-Function-X") }),
+        false,
+      ],
+      ["use another key", within({ action: "kms:Decrypt", resource: OTHER_KEY }), false],
+      [
+        "put metrics in another namespace",
+        within({
+          action: "cloudwatch:PutMetricData",
+          resource: "*",
+          context: { "cloudwatch:namespace": "AWS/Billing" },
+        }),
+        false,
+      ],
+      [
+        "put the bridge's metrics",
+        within({
+          action: "cloudwatch:PutMetricData",
+          resource: "*",
+          context: { "cloudwatch:namespace": "S3SftpBridge" },
+        }),
+        true,
+      ],
+      [
+        "read a bridge object",
+        within({ action: "s3:GetObject", resource: `arn:aws:s3:::${BRIDGE_BUCKET}/psp/a.xml` }),
+        true,
       ],
     ]);
   });

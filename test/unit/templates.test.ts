@@ -17,9 +17,12 @@ import {
 } from "../support/template-eval";
 import {
   BRIDGE_PARAMS,
+  DEPLOY_ROLES_PARAMS,
   SFTP_PARAMS,
   bridge,
+  deployRoles,
   evalBridge,
+  evalDeployRoles,
   evalSftpServer,
   sftpServer,
 } from "../support/template-fixtures";
@@ -35,9 +38,10 @@ import { esbuildOptions } from "../../scripts/package";
 
 const BRIDGE_TEMPLATE_PATH = join(__dirname, "../../templates/bridge.yaml");
 
-const templates: [string, CfnTemplate][] = [
-  ["bridge.yaml", bridge],
-  ["sftp-server.yaml", sftpServer],
+const templates: [string, CfnTemplate, Record<string, string>][] = [
+  ["bridge.yaml", bridge, BRIDGE_PARAMS],
+  ["sftp-server.yaml", sftpServer, SFTP_PARAMS],
+  ["deploy-roles.yaml", deployRoles, DEPLOY_ROLES_PARAMS],
 ];
 
 describe("cfn-yaml", () => {
@@ -192,7 +196,7 @@ Outputs:
   });
 });
 
-describe.each(templates)("%s: structure", (_name, template) => {
+describe.each(templates)("%s: structure", (_name, template, parameters) => {
   it("every Ref, GetAtt and Sub target exists (Conditions and Rules name parameters only); DependsOn and FindInMap too", () => {
     expect(referenceProblems(template)).toEqual([]);
   });
@@ -210,7 +214,6 @@ describe.each(templates)("%s: structure", (_name, template) => {
   });
 
   it("every Parameter's Default satisfies its own constraints (the template deploys with defaults)", () => {
-    const parameters = template === sftpServer ? SFTP_PARAMS : BRIDGE_PARAMS;
     expect(() => evaluateTemplate(template, { parameters })).not.toThrow();
   });
 });
@@ -336,6 +339,33 @@ describe("bridge.yaml: the function", () => {
     const resolved = evalBridge({ LogRetentionDays: "30" });
     expect(fn(resolved).LoggingConfig).toEqual({ LogGroup: resolved.resources.LogGroup!.ref, LogFormat: "Text" });
     expect(resolved.resources.LogGroup!.Properties.RetentionInDays).toBe("30");
+  });
+});
+
+describe("bridge.yaml: roles", () => {
+  const roles = Object.entries(bridge.Resources).filter(([, res]) => res.Type === "AWS::IAM::Role");
+
+  it("gives every role it creates a permissions boundary, the deploy roles' one by default", () => {
+    expect(roles.map(([id]) => id).sort()).toEqual(["FunctionRole", "SchedulerRole"]);
+    for (const environment of ["pr", "staging", "production"]) {
+      const r = evalBridge({
+        Environment: environment,
+        PullStreams1: "psp",
+        AlarmTopicArn: `arn:aws:sns:${TEST_REGION}:${TEST_ACCOUNT}:on-call`,
+      });
+      const boundary = evalDeployRoles({ Environment: environment }).resources.BoundaryPolicy!.ref;
+      expect(boundary).toBe(`arn:aws:iam::${TEST_ACCOUNT}:policy/s3-sftp-bridge-${environment}-boundary`);
+      for (const [id] of roles) expect([id, r.resources[id]!.Properties.PermissionsBoundary]).toEqual([id, boundary]);
+    }
+  });
+
+  it("takes another boundary by ARN, never none", () => {
+    const own = `arn:aws:iam::${TEST_ACCOUNT}:policy/org/workload-boundary`;
+    const r = evalBridge({ PermissionsBoundaryArn: own, PullStreams1: "psp" });
+    for (const [id] of roles) expect(r.resources[id]!.Properties.PermissionsBoundary).toBe(own);
+    for (const bad of ["workload-boundary", `arn:aws:iam::${TEST_ACCOUNT}:role/admin`, "arn:aws:iam::aws:policy/x y"]) {
+      expect(() => evalBridge({ PermissionsBoundaryArn: bad })).toThrow(/PermissionsBoundaryArn.*AllowedPattern/);
+    }
   });
 });
 
