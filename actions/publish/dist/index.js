@@ -56717,7 +56717,7 @@ var require_dist_cjs16 = __commonJS({
     };
     var GetObjectAttributesCommand = class extends command5(_ep5, _mw1, "GetObjectAttributes", GetObjectAttributes$) {
     };
-    var GetObjectCommand = class extends command5(_ep05, _mw7, "GetObject", GetObject$) {
+    var GetObjectCommand2 = class extends command5(_ep05, _mw7, "GetObject", GetObject$) {
     };
     var GetObjectLegalHoldCommand = class extends command5(_ep5, _mw05, "GetObjectLegalHold", GetObjectLegalHold$) {
     };
@@ -56980,7 +56980,7 @@ var require_dist_cjs16 = __commonJS({
       GetBucketTaggingCommand,
       GetBucketVersioningCommand,
       GetBucketWebsiteCommand,
-      GetObjectCommand,
+      GetObjectCommand: GetObjectCommand2,
       GetObjectAclCommand,
       GetObjectAnnotationCommand,
       GetObjectAttributesCommand,
@@ -57787,7 +57787,7 @@ var require_dist_cjs16 = __commonJS({
     exports2.GetObjectAttributesOutput$ = GetObjectAttributesOutput$;
     exports2.GetObjectAttributesParts$ = GetObjectAttributesParts$;
     exports2.GetObjectAttributesRequest$ = GetObjectAttributesRequest$;
-    exports2.GetObjectCommand = GetObjectCommand;
+    exports2.GetObjectCommand = GetObjectCommand2;
     exports2.GetObjectLegalHold$ = GetObjectLegalHold$;
     exports2.GetObjectLegalHoldCommand = GetObjectLegalHoldCommand;
     exports2.GetObjectLegalHoldOutput$ = GetObjectLegalHoldOutput$;
@@ -60750,61 +60750,91 @@ async function put(s3, options, artifact, key, contentType, logger2) {
     url: options.objectUrl(key)
   };
   const where = `s3://${options.bucket}/${key}`;
-  const existing = await head(s3, options.bucket, key);
-  const reason = existingReason(existing, artifact);
-  if (reason === void 0) {
-    logger2.info(`unchanged, not uploaded: ${where}`, { file: artifact.file, sha256: artifact.sha256 });
-    return result;
+  let existing = await head(s3, options.bucket, key);
+  if (!existing) {
+    const written2 = await write(s3, options.bucket, key, artifact, contentType, { IfNoneMatch: "*" });
+    if (written2 !== "precondition-failed") {
+      await verifyStored(s3, options.bucket, key, artifact);
+      logger2.info(`uploaded ${where}`, { file: artifact.file, bytes: artifact.body.length, reason: "new" });
+      return { ...result, uploaded: "new", versionId: written2.versionId };
+    }
+    existing = await head(s3, options.bucket, key);
+    if (!existing) throw new PublishError("UPLOAD_FAILED", `s3 put ${where}: refused as existing, then not found`);
   }
-  if (reason !== "new") {
-    logger2.warn(
-      `${where} exists with ${reason === "checksum-mismatch" ? "other" : "unverifiable"} content; uploading again`,
-      {
-        file: artifact.file,
-        sha256: artifact.sha256
-      }
+  if (await holds(s3, options.bucket, key, existing, artifact)) {
+    logger2.info(`unchanged, not uploaded: ${where}`, { file: artifact.file, sha256: artifact.sha256 });
+    return { ...result, versionId: existing.versionId };
+  }
+  logger2.warn(`${where} holds other content than its name says; replacing it with ${artifact.file}`, {
+    file: artifact.file,
+    sha256: artifact.sha256
+  });
+  const written = await write(s3, options.bucket, key, artifact, contentType, { IfMatch: existing.eTag });
+  if (written === "precondition-failed") {
+    throw new PublishError(
+      "UPLOAD_RACED",
+      `s3 put ${where}: the object changed again while it was being replaced; someone else writes this key`
     );
   }
+  await verifyStored(s3, options.bucket, key, artifact);
+  logger2.info(`uploaded ${where}`, { file: artifact.file, bytes: artifact.body.length, reason: "checksum-mismatch" });
+  return { ...result, uploaded: "checksum-mismatch", versionId: written.versionId };
+}
+async function write(s3, bucket, key, artifact, contentType, condition) {
   try {
-    await s3.send(
+    const out = await s3.send(
       new import_client_s3.PutObjectCommand({
-        Bucket: options.bucket,
+        Bucket: bucket,
         Key: key,
         Body: artifact.body,
         ContentLength: artifact.body.length,
         ContentType: contentType,
         Metadata: { [SHA256_METADATA]: artifact.sha256 },
-        // S3 verifies this on receipt and refuses a corrupted upload; stores that ignore it are covered by the check below.
-        ChecksumSHA256: Buffer.from(artifact.sha256, "hex").toString("base64")
+        // S3 refuses an upload whose bytes do not match this, and keeps it as the object's own checksum.
+        ChecksumSHA256: Buffer.from(artifact.sha256, "hex").toString("base64"),
+        ...condition
       })
     );
+    return { versionId: out.VersionId };
   } catch (cause) {
-    throw new PublishError("UPLOAD_FAILED", `s3 put ${where}: ${describeS3Error(cause)}`, { cause });
+    const e5 = cause;
+    if (e5.$metadata?.httpStatusCode === 412 || e5.$metadata?.httpStatusCode === 409 || e5.name === "PreconditionFailed")
+      return "precondition-failed";
+    throw new PublishError("UPLOAD_FAILED", `s3 put s3://${bucket}/${key}: ${describeS3Error(cause)}`, { cause });
   }
-  const stored = await head(s3, options.bucket, key);
-  if (existingReason(stored, artifact) !== void 0) {
+}
+async function holds(s3, bucket, key, existing, artifact) {
+  if (existing.size !== void 0 && existing.size !== artifact.body.length) return false;
+  if (existing.checksumSha256 !== void 0) {
+    return Buffer.from(existing.checksumSha256, "base64").toString("hex") === artifact.sha256;
+  }
+  let body;
+  try {
+    const out = await s3.send(
+      new import_client_s3.GetObjectCommand({ Bucket: bucket, Key: key, ...existing.eTag ? { IfMatch: existing.eTag } : {} })
+    );
+    body = await out.Body.transformToByteArray();
+  } catch (cause) {
+    const status = cause.$metadata?.httpStatusCode;
+    if (status === 412 || status === 404) return false;
+    throw new PublishError("READ_FAILED", `s3 get s3://${bucket}/${key}: ${describeS3Error(cause)}`, { cause });
+  }
+  return (0, import_node_crypto8.createHash)("sha256").update(body).digest("hex") === artifact.sha256;
+}
+async function verifyStored(s3, bucket, key, artifact) {
+  const stored = await head(s3, bucket, key);
+  if (!stored || !await holds(s3, bucket, key, stored, artifact)) {
     throw new PublishError(
       "UPLOAD_NOT_VERIFIED",
-      `s3 put ${where}: the stored object does not match ${artifact.file} (size ${stored?.size ?? "missing"}, expected ${artifact.body.length} bytes with sha256 ${artifact.sha256})`
+      `s3 put s3://${bucket}/${key}: the stored object does not match ${artifact.file} (size ${stored?.size ?? "missing"}, expected ${artifact.body.length} bytes with sha256 ${artifact.sha256})`
     );
   }
-  logger2.info(`uploaded ${where}`, { file: artifact.file, bytes: artifact.body.length, reason });
-  return { ...result, uploaded: reason };
-}
-function existingReason(existing, artifact) {
-  if (!existing) return "new";
-  if (existing.size !== void 0 && existing.size !== artifact.body.length) return "checksum-mismatch";
-  if (existing.sha256Hex !== void 0) return existing.sha256Hex === artifact.sha256 ? void 0 : "checksum-mismatch";
-  if (existing.sha256Base64 !== void 0) {
-    return Buffer.from(existing.sha256Base64, "base64").toString("hex") === artifact.sha256 ? void 0 : "checksum-mismatch";
-  }
-  return "checksum-unknown";
 }
 async function head(s3, bucket, key) {
   try {
     const out = await s3.send(new import_client_s3.HeadObjectCommand({ Bucket: bucket, Key: key, ChecksumMode: "ENABLED" }));
-    const whole = out.ChecksumSHA256 && !out.ChecksumSHA256.includes("-") ? out.ChecksumSHA256 : void 0;
-    return { size: out.ContentLength, sha256Hex: out.Metadata?.[SHA256_METADATA], sha256Base64: whole };
+    const whole = out.ChecksumSHA256 && !out.ChecksumSHA256.includes("-") && out.ChecksumType !== "COMPOSITE" ? out.ChecksumSHA256 : void 0;
+    return { size: out.ContentLength, eTag: out.ETag, versionId: out.VersionId, checksumSha256: whole };
   } catch (cause) {
     const status = cause.$metadata?.httpStatusCode;
     if (status === 404) return void 0;
@@ -60880,6 +60910,7 @@ async function run() {
     const [first] = result.templates;
     setOutput("lambda-key", result.lambda.key);
     setOutput("lambda-sha256", result.lambda.sha256);
+    setOutput("lambda-version-id", result.lambda.versionId ?? "");
     setOutput("template-key", first?.key ?? "");
     setOutput("template-url", first?.url ?? "");
     setOutput(

@@ -47,6 +47,7 @@ export async function run(): Promise<void> {
     const [first] = result.templates;
     core.setOutput("lambda-key", result.lambda.key);
     core.setOutput("lambda-sha256", result.lambda.sha256);
+    core.setOutput("lambda-version-id", result.lambda.versionId ?? "");
     core.setOutput("template-key", first?.key ?? "");
     core.setOutput("template-url", first?.url ?? "");
     core.setOutput(

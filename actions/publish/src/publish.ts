@@ -1,11 +1,15 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
-import { HeadObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import type { Logger } from "../../../lambda/bridge/logger";
 import { ActionError } from "../../lib/errors";
 
-/** Metadata key holding the hex SHA-256: works on every S3-compatible store, unlike S3's own checksum headers. */
+/**
+ * Metadata key holding the hex SHA-256, for people looking at the bucket. Never trusted: whoever can write the bucket
+ * writes metadata too, so an object is judged by S3's own SHA-256 checksum (computed and checked by S3 on upload) or,
+ * where the store keeps none, by its bytes.
+ */
 export const SHA256_METADATA = "sha256";
 
 export interface PublishOptions {
@@ -20,7 +24,7 @@ export interface PublishOptions {
   objectUrl: (key: string) => string;
 }
 
-export type UploadReason = "new" | "checksum-mismatch" | "checksum-unknown";
+export type UploadReason = "new" | "checksum-mismatch";
 
 export interface PublishedObject {
   file: string;
@@ -30,6 +34,8 @@ export interface PublishedObject {
   url: string;
   /** Why it was uploaded; absent when an identical object was already there. */
   uploaded?: UploadReason;
+  /** The S3 version holding these bytes, in a versioned bucket. */
+  versionId?: string;
 }
 
 export interface PublishResult {
@@ -113,75 +119,126 @@ async function put(
     url: options.objectUrl(key),
   };
   const where = `s3://${options.bucket}/${key}`;
-  const existing = await head(s3, options.bucket, key);
-  const reason = existingReason(existing, artifact);
-  if (reason === undefined) {
-    logger.info(`unchanged, not uploaded: ${where}`, { file: artifact.file, sha256: artifact.sha256 });
-    return result;
+  let existing = await head(s3, options.bucket, key);
+  if (!existing) {
+    // Only where nothing is: a writer that got there in between is looked at below, never overwritten unseen.
+    const written = await write(s3, options.bucket, key, artifact, contentType, { IfNoneMatch: "*" });
+    if (written !== "precondition-failed") {
+      await verifyStored(s3, options.bucket, key, artifact);
+      logger.info(`uploaded ${where}`, { file: artifact.file, bytes: artifact.body.length, reason: "new" });
+      return { ...result, uploaded: "new", versionId: written.versionId };
+    }
+    existing = await head(s3, options.bucket, key);
+    if (!existing) throw new PublishError("UPLOAD_FAILED", `s3 put ${where}: refused as existing, then not found`);
   }
-  if (reason !== "new") {
-    logger.warn(
-      `${where} exists with ${reason === "checksum-mismatch" ? "other" : "unverifiable"} content; uploading again`,
-      {
-        file: artifact.file,
-        sha256: artifact.sha256,
-      },
+  if (await holds(s3, options.bucket, key, existing, artifact)) {
+    logger.info(`unchanged, not uploaded: ${where}`, { file: artifact.file, sha256: artifact.sha256 });
+    return { ...result, versionId: existing.versionId };
+  }
+  // A content-addressed key holding other bytes was corrupted or planted: replace exactly what was inspected.
+  logger.warn(`${where} holds other content than its name says; replacing it with ${artifact.file}`, {
+    file: artifact.file,
+    sha256: artifact.sha256,
+  });
+  const written = await write(s3, options.bucket, key, artifact, contentType, { IfMatch: existing.eTag });
+  if (written === "precondition-failed") {
+    throw new PublishError(
+      "UPLOAD_RACED",
+      `s3 put ${where}: the object changed again while it was being replaced; someone else writes this key`,
     );
   }
+  await verifyStored(s3, options.bucket, key, artifact);
+  logger.info(`uploaded ${where}`, { file: artifact.file, bytes: artifact.body.length, reason: "checksum-mismatch" });
+  return { ...result, uploaded: "checksum-mismatch", versionId: written.versionId };
+}
 
+async function write(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  artifact: Artifact,
+  contentType: string,
+  condition: { IfNoneMatch: "*" } | { IfMatch?: string },
+): Promise<{ versionId?: string } | "precondition-failed"> {
   try {
-    await s3.send(
+    const out = await s3.send(
       new PutObjectCommand({
-        Bucket: options.bucket,
+        Bucket: bucket,
         Key: key,
         Body: artifact.body,
         ContentLength: artifact.body.length,
         ContentType: contentType,
         Metadata: { [SHA256_METADATA]: artifact.sha256 },
-        // S3 verifies this on receipt and refuses a corrupted upload; stores that ignore it are covered by the check below.
+        // S3 refuses an upload whose bytes do not match this, and keeps it as the object's own checksum.
         ChecksumSHA256: Buffer.from(artifact.sha256, "hex").toString("base64"),
+        ...condition,
       }),
     );
+    return { versionId: out.VersionId };
   } catch (cause) {
-    throw new PublishError("UPLOAD_FAILED", `s3 put ${where}: ${describeS3Error(cause)}`, { cause });
+    const e = cause as { name?: string; $metadata?: { httpStatusCode?: number } };
+    // 409: S3's answer when a conditional write races another write of the same key.
+    if (e.$metadata?.httpStatusCode === 412 || e.$metadata?.httpStatusCode === 409 || e.name === "PreconditionFailed")
+      return "precondition-failed";
+    throw new PublishError("UPLOAD_FAILED", `s3 put s3://${bucket}/${key}: ${describeS3Error(cause)}`, { cause });
   }
-  const stored = await head(s3, options.bucket, key);
-  if (existingReason(stored, artifact) !== undefined) {
-    throw new PublishError(
-      "UPLOAD_NOT_VERIFIED",
-      `s3 put ${where}: the stored object does not match ${artifact.file} (size ${stored?.size ?? "missing"}, ` +
-        `expected ${artifact.body.length} bytes with sha256 ${artifact.sha256})`,
-    );
-  }
-  logger.info(`uploaded ${where}`, { file: artifact.file, bytes: artifact.body.length, reason });
-  return { ...result, uploaded: reason };
 }
 
 interface Existing {
   size?: number;
-  sha256Hex?: string;
-  sha256Base64?: string;
+  eTag?: string;
+  versionId?: string;
+  /** S3's own SHA-256 of the whole object (base64); absent for objects uploaded without one, or stores without. */
+  checksumSha256?: string;
 }
 
-/** undefined: the object is already there with this content. */
-function existingReason(existing: Existing | undefined, artifact: Artifact): UploadReason | undefined {
-  if (!existing) return "new";
-  if (existing.size !== undefined && existing.size !== artifact.body.length) return "checksum-mismatch";
-  if (existing.sha256Hex !== undefined) return existing.sha256Hex === artifact.sha256 ? undefined : "checksum-mismatch";
-  if (existing.sha256Base64 !== undefined) {
-    return Buffer.from(existing.sha256Base64, "base64").toString("hex") === artifact.sha256
-      ? undefined
-      : "checksum-mismatch";
+/** Whether the stored object is the artifact: by S3's checksum when it has one, else by downloading its bytes. */
+async function holds(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  existing: Existing,
+  artifact: Artifact,
+): Promise<boolean> {
+  if (existing.size !== undefined && existing.size !== artifact.body.length) return false;
+  if (existing.checksumSha256 !== undefined) {
+    return Buffer.from(existing.checksumSha256, "base64").toString("hex") === artifact.sha256;
   }
-  return "checksum-unknown";
+  let body: Uint8Array;
+  try {
+    const out = await s3.send(
+      new GetObjectCommand({ Bucket: bucket, Key: key, ...(existing.eTag ? { IfMatch: existing.eTag } : {}) }),
+    );
+    body = await out.Body!.transformToByteArray();
+  } catch (cause) {
+    const status = (cause as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+    // Changed or gone since the look: not the object that was judged, so not taken as the artifact.
+    if (status === 412 || status === 404) return false;
+    throw new PublishError("READ_FAILED", `s3 get s3://${bucket}/${key}: ${describeS3Error(cause)}`, { cause });
+  }
+  return createHash("sha256").update(body).digest("hex") === artifact.sha256;
+}
+
+async function verifyStored(s3: S3Client, bucket: string, key: string, artifact: Artifact): Promise<void> {
+  const stored = await head(s3, bucket, key);
+  if (!stored || !(await holds(s3, bucket, key, stored, artifact))) {
+    throw new PublishError(
+      "UPLOAD_NOT_VERIFIED",
+      `s3 put s3://${bucket}/${key}: the stored object does not match ${artifact.file} (size ${stored?.size ?? "missing"}, ` +
+        `expected ${artifact.body.length} bytes with sha256 ${artifact.sha256})`,
+    );
+  }
 }
 
 async function head(s3: S3Client, bucket: string, key: string): Promise<Existing | undefined> {
   try {
     const out = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key, ChecksumMode: "ENABLED" }));
     // A multipart object's ChecksumSHA256 is a checksum of part checksums ("...-N"), not of the content.
-    const whole = out.ChecksumSHA256 && !out.ChecksumSHA256.includes("-") ? out.ChecksumSHA256 : undefined;
-    return { size: out.ContentLength, sha256Hex: out.Metadata?.[SHA256_METADATA], sha256Base64: whole };
+    const whole =
+      out.ChecksumSHA256 && !out.ChecksumSHA256.includes("-") && out.ChecksumType !== "COMPOSITE"
+        ? out.ChecksumSHA256
+        : undefined;
+    return { size: out.ContentLength, eTag: out.ETag, versionId: out.VersionId, checksumSha256: whole };
   } catch (cause) {
     const status = (cause as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
     if (status === 404) return undefined;

@@ -132,6 +132,55 @@ describe("publish against s3rver", () => {
     expect((await read(key)).body).toBe("the real build");
   });
 
+  it("does not take a planted object with forged metadata and the right size for the artefact", async () => {
+    // Same length as the real build, and metadata claiming the real build's SHA-256: only the bytes tell them apart.
+    const files = artifacts("the real build");
+    const key = `bridge/lambda/${sha("the real build")}.zip`;
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: BUCKET,
+        Key: key,
+        Body: "the evil build",
+        Metadata: { sha256: sha("the real build") },
+      }),
+    );
+
+    const result = await publish(s3, options(files), silentLogger);
+
+    expect(result.lambda.uploaded).toBe("checksum-mismatch");
+    expect((await read(key)).body).toBe("the real build");
+  });
+
+  it("writes a new key only where none is: a writer racing it is found out, not overwritten unseen", async () => {
+    const files = artifacts("raced build");
+    const key = `bridge/lambda/${sha("raced build")}.zip`;
+    const puts: Array<{ key: string; ifNoneMatch?: string; ifMatch?: string }> = [];
+    // The racer lands its object between publish's look and its write.
+    let planted = false;
+    const racing = {
+      send: async (command: { input: Record<string, unknown>; constructor: { name: string } }) => {
+        if (command.constructor.name === "PutObjectCommand") {
+          const input = command.input as { Key: string; IfNoneMatch?: string; IfMatch?: string };
+          puts.push({ key: input.Key, ifNoneMatch: input.IfNoneMatch, ifMatch: input.IfMatch });
+          if (input.Key === key && !planted) {
+            planted = true;
+            await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: "racer's bytes" }));
+          }
+        }
+        return s3.send(command as never);
+      },
+    } as unknown as S3Client;
+
+    const result = await publish(racing, options(files), silentLogger);
+
+    expect(puts.filter((p) => p.key === key)).toEqual([
+      { key, ifNoneMatch: "*", ifMatch: undefined },
+      { key, ifNoneMatch: undefined, ifMatch: expect.stringMatching(/^"?[0-9a-f]+"?$/) as unknown as string },
+    ]);
+    expect(result.lambda.uploaded).toBe("checksum-mismatch");
+    expect((await read(key)).body).toBe("raced build");
+  });
+
   it("refuses a zip that is not the one the build step reported, before uploading anything", async () => {
     const files = artifacts("tampered");
     await expect(
