@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The shell behind actions/build-lambda/action.yml (kept in a file so it can be tested and read as a whole).
 #
-#   build.sh plan    validate the inputs; write platform, qemu-platform and needs-qemu to $GITHUB_OUTPUT
+#   build.sh plan    validate the inputs; write platform (the container's) to $GITHUB_OUTPUT
 #   build.sh build   run BUILD_COMMAND in the container or on the runner; write zip-path, sha256, size to $GITHUB_OUTPUT
+#
+# The container runs on the runner's own platform whatever the architecture: the zip is pure JavaScript (ssh2's native
+# addons are left out, see scripts/package.ts), the same bytes for arm64 and x86_64, so building it under emulation
+# (QEMU) would only make it slower. The architecture names the file.
 #
 # Inputs arrive as environment variables (never interpolated into the script): BUILD_ARCHITECTURE, BUILD_USE_CONTAINER,
 # BUILD_IMAGE, RUNNER_ARCH. Runs from the repository root (the composite step's default working directory).
@@ -19,8 +23,7 @@ fail() {
 
 arch=${BUILD_ARCHITECTURE:-arm64}
 case "$arch" in
-  arm64) platform=linux/arm64 qemu_platform=arm64 native_runner=ARM64 ;;
-  x86_64) platform=linux/amd64 qemu_platform=amd64 native_runner=X64 ;;
+  arm64 | x86_64) ;;
   *) fail "architecture must be arm64 or x86_64 (Lambda's names), got '$arch'" ;;
 esac
 use_container=${BUILD_USE_CONTAINER:-true}
@@ -28,19 +31,24 @@ case "$use_container" in
   true | false) ;;
   *) fail "use-container must be true or false, got '$use_container'" ;;
 esac
+# RUNNER_ARCH is GitHub's name for the runner's CPU; outside a runner, the machine's.
+runner_arch=${RUNNER_ARCH:-$(uname -m)}
+case "$runner_arch" in
+  X64 | x86_64 | amd64) platform=linux/amd64 ;;
+  ARM64 | aarch64 | arm64) platform=linux/arm64 ;;
+  *)
+    platform=
+    if [ "$use_container" = true ]; then
+      fail "the build image runs on X64 and ARM64 runners, not $runner_arch; use one of those, or use-container: false"
+    fi
+    ;;
+esac
 : "${GITHUB_OUTPUT:?GITHUB_OUTPUT is not set: build.sh runs as a step of actions/build-lambda}"
 
 case "${1:-}" in
   plan)
-    # QEMU only when the container's platform is not the runner's own.
-    needs_qemu=false
-    if [ "$use_container" = true ] && [ "${RUNNER_ARCH:-}" != "$native_runner" ]; then needs_qemu=true; fi
-    {
-      echo "platform=$platform"
-      echo "qemu-platform=$qemu_platform"
-      echo "needs-qemu=$needs_qemu"
-    } >>"$GITHUB_OUTPUT"
-    echo "build-lambda: $arch ($platform), container: $use_container, QEMU: $needs_qemu"
+    echo "platform=$platform" >>"$GITHUB_OUTPUT"
+    echo "build-lambda: $arch, container: $use_container ($platform, the runner's own)"
     ;;
   build)
     if [ ! -f package.json ] || [ ! -f scripts/package.ts ]; then

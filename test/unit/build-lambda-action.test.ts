@@ -66,7 +66,7 @@ describe("actions/build-lambda/action.yml", () => {
   it("is a composite action whose expressions name declared inputs and earlier steps' outputs", () => {
     expect(action.runs.using).toBe("composite");
     const ids: string[] = [];
-    const planOutputs = ["platform", "qemu-platform", "needs-qemu"];
+    const planOutputs = ["platform"];
     for (const step of action.runs.steps) {
       const texts = [step.name, step.if, ...Object.values(step.with ?? {}), ...Object.values(step.env ?? {})];
       const all = texts.filter((t): t is string => typeof t === "string").flatMap(expressions);
@@ -100,9 +100,8 @@ describe("actions/build-lambda/action.yml", () => {
     for (const step of uses) expect(step.uses).toMatch(/^[\w.-]+\/[\w.-]+@[0-9a-f]{40}$/);
     // The version each SHA stands for, for the reader and for update tools.
     for (const step of uses) expect(ACTION_TEXT).toMatch(new RegExp(`${step.uses} # v\\d+\\.\\d+\\.\\d+`));
-    const qemu = uses.find((s) => s.uses!.startsWith("docker/setup-qemu-action@"));
-    expect(qemu?.if).toBe("steps.plan.outputs.needs-qemu == 'true'");
-    expect(qemu?.with?.platforms).toBe("${{ steps.plan.outputs.qemu-platform }}");
+    // The zip is the same for both architectures: built on the runner's own platform, never under emulation.
+    expect(uses.filter((s) => /qemu|binfmt/i.test(s.uses!))).toEqual([]);
     const node = uses.find((s) => s.uses!.startsWith("actions/setup-node@"));
     expect(node?.if).toBe("inputs.use-container != 'true'");
     expect(String(node?.with?.["node-version"])).toBe("24");
@@ -186,24 +185,28 @@ exec env -i PATH="$FAKE_CONTAINER_PATH" HOME="$HOME" FAKE_LOG_DIR="$FAKE_LOG_DIR
   });
 
   it.each([
-    ["arm64", "true", "X64", "linux/arm64", "arm64", "true"],
-    ["arm64", "true", "ARM64", "linux/arm64", "arm64", "false"],
-    ["x86_64", "true", "X64", "linux/amd64", "amd64", "false"],
-    ["x86_64", "true", "ARM64", "linux/amd64", "amd64", "true"],
-    ["arm64", "false", "X64", "linux/arm64", "arm64", "false"],
-  ])("plans %s with use-container %s on a %s runner", async (arch, container, runner, platform, qemu, needsQemu) => {
-    const r = await buildSh(["plan"], {
-      BUILD_ARCHITECTURE: arch,
-      BUILD_USE_CONTAINER: container,
-      RUNNER_ARCH: runner,
-    });
-    expect(r.code).toBe(0);
-    expect(r.outputs).toEqual({ platform, "qemu-platform": qemu, "needs-qemu": needsQemu });
-  });
+    ["arm64", "true", "X64", "linux/amd64"],
+    ["arm64", "true", "ARM64", "linux/arm64"],
+    ["x86_64", "true", "X64", "linux/amd64"],
+    ["x86_64", "true", "ARM64", "linux/arm64"],
+    ["arm64", "false", "X64", "linux/amd64"],
+  ])(
+    "plans %s with use-container %s on a %s runner: the runner's own platform",
+    async (arch, container, runner, platform) => {
+      const r = await buildSh(["plan"], {
+        BUILD_ARCHITECTURE: arch,
+        BUILD_USE_CONTAINER: container,
+        RUNNER_ARCH: runner,
+      });
+      expect(r.code).toBe(0);
+      expect(r.outputs).toEqual({ platform });
+    },
+  );
 
   it.each([
     [{ BUILD_ARCHITECTURE: "amd64" }, /architecture must be arm64 or x86_64.*'amd64'/],
     [{ BUILD_USE_CONTAINER: "yes" }, /use-container must be true or false, got 'yes'/],
+    [{ RUNNER_ARCH: "ARM" }, /the build image runs on X64 and ARM64 runners, not ARM/],
   ])("refuses %j with a clear error", async (env, message) => {
     const r = await buildSh(["plan"], env);
     expect(r.code).toBe(1);
@@ -234,7 +237,11 @@ exec env -i PATH="$FAKE_CONTAINER_PATH" HOME="$HOME" FAKE_LOG_DIR="$FAKE_LOG_DIR
 
   it("builds in the container: docker run with the platform, the workspace at /var/task and the image", async () => {
     const ws = await workspace("container");
-    const r = await buildSh(["build"], { BUILD_ARCHITECTURE: "x86_64", BUILD_USE_CONTAINER: "true" }, ws);
+    const r = await buildSh(
+      ["build"],
+      { BUILD_ARCHITECTURE: "x86_64", BUILD_USE_CONTAINER: "true", RUNNER_ARCH: "X64" },
+      ws,
+    );
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     expectBuildOutputs(r.outputs, ws, "x86_64");
@@ -248,6 +255,26 @@ exec env -i PATH="$FAKE_CONTAINER_PATH" HOME="$HOME" FAKE_LOG_DIR="$FAKE_LOG_DIR
     expect(command).toContain('node -r @swc-node/register scripts/package.ts --arch "$ARCH" --out build');
     expect(await readFile(path.join(work, "npm.log"), "utf8")).toContain("ci --no-audit --no-fund");
   }, 60_000);
+
+  it("builds both architectures once each on an X64 runner, natively, into the same bytes", async () => {
+    const built: Record<string, { sha256: string; platform: string }> = {};
+    for (const arch of ["arm64", "x86_64"]) {
+      const ws = await workspace(`native-${arch}`);
+      const r = await buildSh(
+        ["build"],
+        { BUILD_ARCHITECTURE: arch, BUILD_USE_CONTAINER: "true", RUNNER_ARCH: "X64" },
+        ws,
+      );
+      expect(r.code).toBe(0);
+      expectBuildOutputs(r.outputs, ws, arch);
+      const args = (await readFile(path.join(work, "docker.args"), "utf8")).trimEnd().split("\n");
+      built[arch] = { sha256: r.outputs.sha256!, platform: args[args.indexOf("--platform") + 1]! };
+    }
+    expect(built.arm64!.platform).toBe("linux/amd64");
+    expect(built.x86_64!.platform).toBe("linux/amd64");
+    // What the architecture changes is the file's name, not its content.
+    expect(built.arm64!.sha256).toBe(built.x86_64!.sha256);
+  }, 120_000);
 
   it("builds on the runner with use-container: false, without docker", async () => {
     const ws = await workspace("runner");
