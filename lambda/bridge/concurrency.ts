@@ -1,3 +1,6 @@
+/** Streams of one run moved side by side, each over its own connection: partners are independent. */
+export const STREAMS_AT_ONCE = 4;
+
 /** Runs `work` over `items` with at most `limit` at once; results keep the input order. Never rejects: `work` must. */
 export async function mapLimit<T, R>(
   items: readonly T[],

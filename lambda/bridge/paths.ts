@@ -1,5 +1,6 @@
 import { posix } from "node:path";
 import picomatch from "picomatch";
+import type { PullConfig } from "./config/schema";
 import { InvalidKeyError } from "./errors";
 
 /**
@@ -86,6 +87,13 @@ export function decodeS3EventKey(raw: string): string {
   } catch (err) {
     throw new InvalidKeyError(raw, `malformed URL encoding in an S3 event key (${(err as Error).message})`);
   }
+}
+
+/** The pull's done dir as a remote path: `doneDir` itself when absolute, else below `from`. */
+export function doneDirOf(pullConfig: Pick<PullConfig, "from" | "doneDir">): string {
+  return posix.isAbsolute(pullConfig.doneDir)
+    ? posix.normalize(pullConfig.doneDir)
+    : posix.join(pullConfig.from, pullConfig.doneDir);
 }
 
 /** `s3://bucket/key` as its parts (the key may hold any character, "/" included), or undefined for anything else. */

@@ -3,11 +3,12 @@ import { posix } from "node:path";
 import { Transform, pipeline, type TransformCallback } from "node:stream";
 import type { PullConfig, StreamConfig } from "./config/schema";
 import type { EngineContext, RunOptions } from "./context";
-import { Backlog, mapLimit, sleep } from "./concurrency";
+import { Backlog, STREAMS_AT_ONCE, mapLimit, sleep } from "./concurrency";
+import { listFiles } from "./listing";
 import { BridgeError, S3Error, VerifyError, describeError, type ErrorContext } from "./errors";
 import { PulledState } from "./pulled-state";
 import { EventOutbox, failedEvent } from "./file-events";
-import { doneName, matchesPatterns, remoteRelative } from "./paths";
+import { doneDirOf, doneName, matchesPatterns, remoteRelative } from "./paths";
 import { pullDestPrefix, requireStream } from "./routing";
 import { StreamReportBuilder, giltLine, type StreamReport } from "./report";
 import { DEFAULT_PART_SIZE, MAX_PARTS } from "./s3";
@@ -25,8 +26,6 @@ export interface PullOptions extends RunOptions {
   trigger?: Receipt["trigger"];
 }
 
-const STREAMS_AT_ONCE = 4;
-
 export async function pull(ctx: EngineContext, streams: string[], options: PullOptions = {}): Promise<StreamReport[]> {
   for (const name of streams) requireStream(ctx.config, name);
   return mapLimit([...new Set(streams)], STREAMS_AT_ONCE, (stream) => pullStream(ctx, stream, options));
@@ -35,33 +34,6 @@ export async function pull(ctx: EngineContext, streams: string[], options: PullO
 interface Candidate {
   file: RemoteFile;
   relative: string;
-}
-
-export function doneDirOf(pullConfig: PullConfig): string {
-  return posix.isAbsolute(pullConfig.doneDir)
-    ? posix.normalize(pullConfig.doneDir)
-    : posix.join(pullConfig.from, pullConfig.doneDir);
-}
-
-async function listFiles(
-  session: SftpSession,
-  root: string,
-  recursive: boolean,
-  skipDirs: string[],
-): Promise<RemoteFile[]> {
-  const files: RemoteFile[] = [];
-  const pending = [root];
-  while (pending.length) {
-    const dir = pending.shift() as string;
-    for (const entry of await session.list(dir)) {
-      if (entry.type === "dir") {
-        if (recursive && !skipDirs.includes(posix.normalize(entry.path))) pending.push(entry.path);
-      } else if (entry.type === "file") {
-        files.push(entry);
-      }
-    }
-  }
-  return files;
 }
 
 async function pullStream(ctx: EngineContext, stream: string, options: PullOptions): Promise<StreamReport> {

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { posix } from "node:path";
 import type { EngineContext, RunOptions } from "./context";
-import { Backlog, mapLimit } from "./concurrency";
+import { Backlog, STREAMS_AT_ONCE, mapLimit } from "./concurrency";
 import { BridgeError, describeError } from "./errors";
 import { isFolderMarker, matchesPatterns, remotePath } from "./paths";
 import { pushSourcePrefix, routeObject } from "./routing";
@@ -44,8 +44,6 @@ export interface PushResult {
   streams: StreamReport[];
   unrouted: SkippedFile[];
 }
-
-const STREAMS_AT_ONCE = 4;
 
 interface Routed {
   item: PushItem;

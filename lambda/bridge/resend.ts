@@ -1,13 +1,12 @@
 import { posix } from "node:path";
 import type { EngineContext, RunOptions } from "./context";
 import { BridgeError, describeError } from "./errors";
-import { matchesPatterns, relativeKey, remoteRelative } from "./paths";
+import { doneDirOf, matchesPatterns, relativeKey, remoteRelative } from "./paths";
+import { listFiles } from "./listing";
 import { pushSourcePrefix, requireStream } from "./routing";
 import { push, type PushItem } from "./push";
-import { doneDirOf } from "./pull";
 import { StreamReportBuilder, type SkippedFile, type StreamReport } from "./report";
 import { StreamSession } from "./session";
-import type { RemoteFile } from "./sftp";
 
 /**
  * Resend: what an operator does when a partner says "we never got it". S3 -> SFTP pushes the chosen objects again
@@ -100,15 +99,7 @@ export async function resend(
   const doneDir = doneDirOf(pullConfig);
   try {
     const sftp = await session.get();
-    const archived: RemoteFile[] = [];
-    const pending = [doneDir];
-    while (pending.length) {
-      for (const entry of await sftp.list(pending.shift() as string)) {
-        if (entry.type === "dir") pending.push(entry.path);
-        else if (entry.type === "file") archived.push(entry);
-      }
-    }
-    for (const file of archived) {
+    for (const file of await listFiles(sftp, doneDir, true)) {
       const relative = remoteRelative(doneDir, file.path);
       if (!selects(sel, relative, file.mtimeMs, w)) continue;
       const original = posix.join(posix.dirname(relative), originalName(posix.basename(relative)));

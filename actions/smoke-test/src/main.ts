@@ -7,7 +7,7 @@ import { SSMClient } from "@aws-sdk/client-ssm";
 import { createCredentialResolver, type ResolvedCredentials } from "../../../lambda/bridge/credentials";
 import { connectSftp, type SftpSession } from "../../../lambda/bridge/sftp";
 import { pullDestPrefix, pushSourcePrefix } from "../../../lambda/bridge/routing";
-import { doneDirOf } from "../../../lambda/bridge/pull";
+import { doneDirOf } from "../../../lambda/bridge/paths";
 import type { CredentialsRef, StreamConfig } from "../../../lambda/bridge/config";
 import { readRegion } from "../../lib/aws";
 import { loadStream, readDeploymentInputs, resolveDeployment } from "../../lib/deployment";
