@@ -195,11 +195,13 @@ export async function runSmokeTest(target: SmokeTarget, deps: SmokeDeps, options
           cleanups.push({ what: `${target.sftpLabel}${archived}`, run: () => removeRemote(deps, archived) });
         cleanups.push({ what: `s3://${target.bucket}/${key}`, run: () => deleteObject(deps.s3, target.bucket, key) });
         const sftp = await deps.sftp();
-        // Atomic: the bridge skips temporary names, so it never sees the file half-written.
+        // Atomic: the bridge skips temporary names, so it never sees the file half-written. The folder is made when
+        // missing: a new stack's own folder on a shared test server exists only once something was put there.
         await sftp.write(source, Readable.from([body]), {
           atomic: true,
           tempSuffix: ".part",
           expectedSize: body.length,
+          createDirs: true,
         });
         step("put file in the pull folder", true, `${target.sftpLabel}${source} (${body.length} bytes)`);
 

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
@@ -160,6 +160,33 @@ describe("smoke-test and resend actions against the local stack", () => {
     ]);
     expect(run.outputs["pull-latency-ms"]).toBe("");
     expect(await smokeLeftovers()).toEqual([]);
+  });
+
+  it("smoke test in folders of its own on a shared server: makes them, and leaves another stack's smoke file alone", async () => {
+    // Two stacks' configs point at one test server, each in its folders (deploy/environments/*.config.yaml:
+    // /<stack name>/in and /<stack name>/out). This stack's folders do not exist yet; the other's holds a file its own
+    // smoke test waits for.
+    await writeFile(
+      stack.configPath,
+      goodConfig.replace("to: /inbound", "to: /bridge-a/in").replace("from: /outbound", "from: /bridge-a/out"),
+    );
+    const otherDir = path.join(stack.sftp.root, "bridge-b", "out");
+    await mkdir(otherDir, { recursive: true });
+    const other = path.join(otherDir, "bridge-smoke-pull-20260101T000000Z-0000000.txt");
+    await writeFile(other, "the other stack's smoke file");
+    expect(existsSync(path.join(stack.sftp.root, "bridge-a"))).toBe(false);
+
+    const run = await runAction(
+      "smoke-test",
+      { "function-name": "bridge", config: stack.configPath, stream: "demo", "timeout-seconds": "30" },
+      env(),
+      { timeoutMs: 60_000 },
+    );
+    expect(run.errors).toEqual([]);
+    expect(run.outputs.result).toBe("passed");
+    expect(await readFile(other, "utf8")).toBe("the other stack's smoke file");
+    expect(sftpFiles("bridge-a/out").filter((n) => n.includes("bridge-smoke-"))).toEqual([]);
+    expect(sftpFiles("bridge-a/in").filter((n) => n.includes("bridge-smoke-"))).toEqual([]);
   });
 
   it("smoke test refuses an unknown stream and every bad input at once, before touching anything", async () => {
