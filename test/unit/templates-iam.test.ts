@@ -119,6 +119,11 @@ const WILDCARD_RESOURCE_ALLOWED: { where: string; sid: string; reason: string }[
   },
   {
     where: "deploy-roles.yaml Resources.DeployerRole.Policies[deploy]",
+    sid: "FindPrStacks",
+    reason: "cloudformation:ListStacks has no resource type; the janitor lists stacks to find those of closed PRs.",
+  },
+  {
+    where: "deploy-roles.yaml Resources.DeployerRole.Policies[deploy]",
     sid: "ReadTemplateParameters",
     reason: "cloudformation:GetTemplateSummary of a template URL or body names no stack; it only reads the template.",
   },
@@ -429,7 +434,7 @@ describe("bridge.yaml: the function role is least privilege", () => {
 });
 
 describe("bridge.yaml: fences in the bucket", () => {
-  const DEPLOYER = `arn:aws:iam::${TEST_ACCOUNT}:role/s3-sftp-bridge-staging-deployer`;
+  const OPERATORS = `arn:aws:iam::${TEST_ACCOUNT}:role/bridge-operators`;
   const SSO_ADMINS = `arn:aws:iam::${TEST_ACCOUNT}:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_BridgeAdmin_*`;
   const session = (role: string, name = "someone") => `arn:aws:sts::${TEST_ACCOUNT}:assumed-role/${role}/${name}`;
   /** What an administrator or a careless wide role has: the bucket policy is all that stands in the way. */
@@ -440,22 +445,25 @@ describe("bridge.yaml: fences in the bucket", () => {
     },
   ];
 
-  it("lets only the function and the config writers near the config and the private keys", async () => {
-    const r = evalBridge({ ...FULL, ConfigParameterName: "", CredentialsBucket: "", ConfigWriterArns: DEPLOYER });
+  it("lets only the function, its environment's deploy roles and the named writers near the config and the keys", async () => {
+    const r = evalBridge({ ...FULL, ConfigParameterName: "", CredentialsBucket: "", ConfigWriterArns: OPERATORS });
     const { s3 } = bridgeRequests(r);
     const config = "_bridge/config.yaml";
     const key = "_bridge/credentials/psp.pem";
     const fenced = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"];
-    const other = session("AppTeamRole");
-    await expectVerdicts(
-      everything,
-      other,
-      [config, key].flatMap((k) =>
-        fenced.map((a): Case => [`another role of the account: ${a} ${k}`, s3(a, k), false]),
-      ),
-    );
+    for (const outsider of [
+      "AppTeamRole",
+      "s3-sftp-bridge-production-deployer",
+      "s3-sftp-bridge-staging-cloudformation",
+    ]) {
+      await expectVerdicts(
+        everything,
+        session(outsider),
+        [config, key].flatMap((k) => fenced.map((a): Case => [`${outsider}: ${a} ${k}`, s3(a, k), false])),
+      );
+    }
     // The fence is narrow: the rest of the bucket is the account's IAM business, as before.
-    await expectVerdicts(everything, other, [
+    await expectVerdicts(everything, session("AppTeamRole"), [
       ["another role reads a push source", s3("s3:GetObject", "psp/outbound/a.xml"), true],
       ["another role reads a receipt", s3("s3:GetObject", "_bridge/receipts/psp/push/a.json"), true],
       ["another role reads a neighbour of the config", s3("s3:GetObject", "_bridge/config.yaml.bak"), true],
@@ -465,16 +473,22 @@ describe("bridge.yaml: fences in the bucket", () => {
       ["the function reads the config", s3("s3:GetObject", config), true],
       ["the function reads a private key", s3("s3:GetObject", key), true],
     ]);
+    // templates/deploy-roles.yaml's roles of this stack's Environment (staging here), by name.
     await expectVerdicts(everything, session("s3-sftp-bridge-staging-deployer", "release-staging-42"), [
       ["the deployer writes the config", s3("s3:PutObject", config), true],
       ["the deployer reads the config (the smoke test does)", s3("s3:GetObject", config), true],
-      ["the deployer uploads a private key", s3("s3:PutObject", key), true],
       ["the deployer removes an old version of the config", s3("s3:DeleteObjectVersion", config), true],
+    ]);
+    await expectVerdicts(everything, session("s3-sftp-bridge-staging-smoke", "smoke-staging-42"), [
+      ["the hourly smoke test reads the config", s3("s3:GetObject", config), true],
+    ]);
+    await expectVerdicts(everything, session("bridge-operators", "jane"), [
+      ["an operator uploads a private key", s3("s3:PutObject", key), true],
     ]);
   });
 
-  it("takes ARN patterns, and shuts everyone but the function out when no writer is named", async () => {
-    const sso = evalBridge({ ConfigWriterArns: `${DEPLOYER},${SSO_ADMINS}` });
+  it("takes ARN patterns, and no writers but the function and the deploy roles when none is named", async () => {
+    const sso = evalBridge({ ConfigWriterArns: `${OPERATORS},${SSO_ADMINS}` });
     const ssoAdmin = session("AWSReservedSSO_BridgeAdmin_0123456789abcdef", "jane@example.com");
     await expectVerdicts(everything, ssoAdmin, [
       [
@@ -490,18 +504,21 @@ describe("bridge.yaml: fences in the bucket", () => {
       ],
     ]);
     const closed = evalBridge();
-    await expectVerdicts(everything, session("s3-sftp-bridge-staging-deployer"), [
+    await expectVerdicts(everything, session("bridge-operators"), [
       [
-        "the deployer, unnamed, writes the config",
+        "an operator, unnamed, writes the config",
         bridgeRequests(closed).s3("s3:PutObject", "_bridge/config.yaml"),
         false,
       ],
     ]);
+    await expectVerdicts(everything, session("s3-sftp-bridge-staging-deployer"), [
+      ["the deployer writes the config", bridgeRequests(closed).s3("s3:PutObject", "_bridge/config.yaml"), true],
+    ]);
     for (const bad of [
       session("deployer"),
       "arn:aws:iam::123456789012:user",
-      `${DEPLOYER},`,
-      `${DEPLOYER} ,${SSO_ADMINS}`,
+      `${OPERATORS},`,
+      `${OPERATORS} ,${SSO_ADMINS}`,
       "*",
     ]) {
       expect(() => evalBridge({ ConfigWriterArns: bad })).toThrow(/ConfigWriterArns.*AllowedPattern/);
@@ -512,7 +529,7 @@ describe("bridge.yaml: fences in the bucket", () => {
     const r = evalBridge({
       ConfigKey: "ops/bridge.json",
       CredentialsObjectPrefix: "ops/keys/",
-      ConfigWriterArns: DEPLOYER,
+      ConfigWriterArns: OPERATORS,
     });
     const { s3 } = bridgeRequests(r);
     await expectVerdicts(everything, session("AppTeamRole"), [
@@ -936,6 +953,45 @@ describe("deploy-roles.yaml: the deployer deploys through the service role and c
     ]);
   });
 
+  it("with a KMS-encrypted bucket, delivers the config through S3 with the bucket's key", async () => {
+    const p = evalDeployRoles(PRODUCTION_ROLES);
+    const viaS3 = { "kms:ViaService": `s3.${TEST_REGION}.amazonaws.com` };
+    await expectVerdicts(rolePolicies(p, "DeployerRole"), session(p.resources.DeployerRole!.ref, "release"), [
+      [
+        "encrypt the config",
+        { action: "kms:GenerateDataKey", resource: BUCKET_KEY, context: viaS3, resourcePolicy: defaultKeyPolicy() },
+        true,
+      ],
+      [
+        "read it back to compare",
+        { action: "kms:Decrypt", resource: BUCKET_KEY, context: viaS3, resourcePolicy: defaultKeyPolicy() },
+        true,
+      ],
+      ["decrypt directly", { action: "kms:Decrypt", resource: BUCKET_KEY, resourcePolicy: defaultKeyPolicy() }, false],
+      [
+        "use another key",
+        { action: "kms:Decrypt", resource: OTHER_KEY, context: viaS3, resourcePolicy: defaultKeyPolicy() },
+        false,
+      ],
+    ]);
+    await expectVerdicts(rolePolicies(r, "DeployerRole"), principal, [
+      [
+        "use a key when none is named",
+        { action: "kms:Decrypt", resource: BUCKET_KEY, context: viaS3, resourcePolicy: defaultKeyPolicy() },
+        false,
+      ],
+    ]);
+  });
+
+  it("in the pull-request environment, lists stacks to find those of closed pull requests", async () => {
+    const pr = evalDeployRoles(PR_ROLES);
+    const list: Request = { action: "cloudformation:ListStacks", resource: "*" };
+    await expectVerdicts(rolePolicies(pr, "DeployerRole"), session(pr.resources.DeployerRole!.ref, "janitor"), [
+      ["list the account's stacks", list, true],
+    ]);
+    await expectVerdicts(rolePolicies(r, "DeployerRole"), principal, [["list stacks outside pr", list, false]]);
+  });
+
   it("the publisher only publishes", async () => {
     const p = evalDeployRoles(PRODUCTION_ROLES);
     await expectVerdicts(rolePolicies(p, "PublisherRole"), session(p.resources.PublisherRole!.ref, "publish"), [
@@ -952,6 +1008,84 @@ describe("deploy-roles.yaml: the deployer deploys through the service role and c
       [
         "invoke the function",
         { action: "lambda:InvokeFunction", resource: arn("lambda", "function:bridge-production-F") },
+        false,
+      ],
+    ]);
+  });
+});
+
+describe("deploy-roles.yaml: the hourly smoke test's role reads and tests, and changes nothing", () => {
+  const r = evalDeployRoles();
+  const principal = () => session(r.resources.SmokeRole!.ref, "smoke-staging-7");
+  const object = (key: string) => `arn:aws:s3:::${BRIDGE_BUCKET}/${key}`;
+
+  it("is assumed from the smoke-<environment> GitHub environment only, and only outside pr", () => {
+    expect(r.resources.SmokeRole!.ref).toBe("s3-sftp-bridge-staging-smoke");
+    const trust = statements(r.resources.SmokeRole!.Properties.AssumeRolePolicyDocument as unknown as PolicyDocument);
+    expect(trust).toEqual([
+      expect.objectContaining({
+        Action: "sts:AssumeRoleWithWebIdentity",
+        Condition: {
+          StringEquals: {
+            "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+            "token.actions.githubusercontent.com:sub": "repo:acme/s3-sftp-bridge:environment:smoke-staging",
+          },
+        },
+      }),
+    ]);
+    // A pull request's stack is smoke-tested by the deploy job that made it.
+    expect(evalDeployRoles(PR_ROLES).resources.SmokeRole).toBeUndefined();
+  });
+
+  it("runs the smoke test on its environment's stack", async () => {
+    const serviceRole = { "cloudformation:RoleArn": r.resources.CloudFormationRole!.attributes.Arn! };
+    await expectVerdicts(rolePolicies(r, "SmokeRole"), principal(), [
+      [
+        "read the stack's outputs",
+        { action: "cloudformation:DescribeStacks", resource: stackArn("bridge-staging") },
+        true,
+      ],
+      [
+        "invoke the function",
+        { action: "lambda:InvokeFunction", resource: arn("lambda", "function:bridge-staging-Function-ABC") },
+        true,
+      ],
+      ["read the config", { action: "s3:GetObject", resource: object("_bridge/config.yaml") }, true],
+      ["write the smoke file", { action: "s3:PutObject", resource: object("smoke/outbound/x") }, true],
+      ["remove the pulled smoke file", { action: "s3:DeleteObject", resource: object("smoke/inbound/x") }, true],
+      ["wait for a file (404, not 403)", { action: "s3:ListBucket", resource: `arn:aws:s3:::${BRIDGE_BUCKET}` }, true],
+      [
+        "read the smoke stream's secret",
+        {
+          action: "secretsmanager:GetSecretValue",
+          resource: arn("secretsmanager", "secret:bridge-staging/smoke-AbCdEf"),
+        },
+        true,
+      ],
+      ["change the config", { action: "s3:PutObject", resource: object("_bridge/config.yaml") }, false],
+      [
+        "create a change set, even as the service role",
+        { action: "cloudformation:CreateChangeSet", resource: stackArn("bridge-staging"), context: serviceRole },
+        false,
+      ],
+      [
+        "execute a change set",
+        { action: "cloudformation:ExecuteChangeSet", resource: stackArn("bridge-staging") },
+        false,
+      ],
+      [
+        "pass the service role",
+        {
+          action: "iam:PassRole",
+          resource: r.resources.CloudFormationRole!.attributes.Arn!,
+          context: { "iam:PassedToService": "cloudformation.amazonaws.com" },
+        },
+        false,
+      ],
+      ["publish", { action: "s3:PutObject", resource: "arn:aws:s3:::acme-deploys/release/x.zip" }, false],
+      [
+        "invoke production's function",
+        { action: "lambda:InvokeFunction", resource: arn("lambda", "function:bridge-production-Function-ABC") },
         false,
       ],
     ]);
