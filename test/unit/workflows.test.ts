@@ -585,6 +585,27 @@ describe("rollout", () => {
     ]);
   });
 
+  it("has CloudFormation act as the environment's service role in every deploy and delete", () => {
+    const steps = jobs.flatMap(({ w, name, job }) =>
+      (job.steps ?? [])
+        .filter((s) => s.uses === "./actions/deploy-stack")
+        .map((s) => ({ where: `${w.file} ${name}`, s })),
+    );
+    expect(steps.length).toBeGreaterThan(3);
+    expect(
+      steps.filter(({ s }) => s.with?.["role-arn"] !== "${{ vars.CLOUDFORMATION_ROLE_ARN }}").map((x) => x.where),
+    ).toEqual([]);
+  });
+
+  it("deploys each stack as the environment it is, which names its boundary and its rules", () => {
+    for (const env of ["pr", "staging", "production"]) {
+      const file = parse(readFileSync(join(ENVIRONMENTS, `${env}.yaml`), "utf8"), { schema: "failsafe" }) as {
+        parameters: Record<string, string>;
+      };
+      expect([env, file.parameters.Environment]).toEqual([env, env]);
+    }
+  });
+
   it("refuses to deploy production without an alarm topic", () => {
     const production = workflows.find((w) => w.file === "release.yml")!.doc.jobs!.production!;
     const deploy = production.steps!.find((s) => s.uses === "./actions/deploy-stack")!;
