@@ -16,4 +16,5 @@ export * from "./context";
 export * from "./push";
 export * from "./pull";
 export * from "./resend";
+export { sftpTargetFor } from "./session";
 export * from "./bridge";

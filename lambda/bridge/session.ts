@@ -1,8 +1,29 @@
-import type { StreamConfig } from "./config/schema";
-import type { CredentialResolver } from "./credentials";
+import type { SftpConfig, StreamConfig } from "./config/schema";
+import type { CredentialResolver, ResolvedCredentials } from "./credentials";
 import type { Logger } from "./logger";
 import { BridgeError } from "./errors";
 import type { SftpConnector, SftpSession, SftpTarget } from "./sftp";
+
+/**
+ * What a connection to a stream's partner is made with: its configured SFTP side and the resolved credentials. Every
+ * caller that connects (the engine, the CLI's test-connection, the smoke test) builds it here, so a new setting
+ * reaches all of them.
+ */
+export function sftpTargetFor(stream: string, sftp: SftpConfig, credentials: ResolvedCredentials): SftpTarget {
+  return {
+    stream,
+    host: sftp.host,
+    port: sftp.port,
+    username: sftp.username,
+    credentials,
+    hostKeys: sftp.hostKeys,
+    readyTimeoutMs: sftp.readyTimeoutMs,
+    operationTimeoutMs: sftp.operationTimeoutMs,
+    keepaliveIntervalMs: sftp.keepaliveIntervalMs,
+    algorithms: sftp.algorithms,
+    windowBytes: sftp.windowBytes,
+  };
+}
 
 /**
  * One SSH connection per stream per batch, opened lazily (a batch of skipped files never connects) and shared by the
@@ -49,19 +70,7 @@ export class StreamSession {
   private async open(): Promise<SftpSession> {
     const sftp = this.config.sftp;
     const credentials = await this.credentials.resolve(sftp.credentials, this.stream);
-    const target: SftpTarget = {
-      stream: this.stream,
-      host: sftp.host,
-      port: sftp.port,
-      username: sftp.username,
-      credentials,
-      hostKeys: sftp.hostKeys,
-      readyTimeoutMs: sftp.readyTimeoutMs,
-      operationTimeoutMs: sftp.operationTimeoutMs,
-      keepaliveIntervalMs: sftp.keepaliveIntervalMs,
-      algorithms: sftp.algorithms,
-      windowBytes: sftp.windowBytes,
-    };
+    const target = sftpTargetFor(this.stream, sftp, credentials);
     const session = await this.connect(target, this.logger);
     this.opened.push(session);
     this.logger.debug("sftp connected", { stream: this.stream, host: sftp.host, hostKey: session.fingerprint });

@@ -15,6 +15,7 @@ import {
   type SftpSession,
   type SftpTarget,
   type StreamConfig,
+  sftpTargetFor,
 } from "../../lambda/bridge";
 import { FailedError, cliLogger, openConfig, plural, UsageError, type Globals, type Io } from "./shared";
 
@@ -170,18 +171,7 @@ export async function testConnection(positionals: string[], globals: Globals, io
   const stream = requireStream(opened.config, name);
   const sftp = stream.sftp;
   const credentials = await opened.runtime.credentials.resolve(sftp.credentials, name);
-  const target: SftpTarget = {
-    stream: name,
-    host: sftp.host,
-    port: sftp.port,
-    username: sftp.username,
-    credentials,
-    hostKeys: sftp.hostKeys,
-    readyTimeoutMs: sftp.readyTimeoutMs,
-    operationTimeoutMs: sftp.operationTimeoutMs,
-    keepaliveIntervalMs: sftp.keepaliveIntervalMs,
-    algorithms: sftp.algorithms,
-  };
+  const target = sftpTargetFor(name, sftp, credentials);
   const username = sftp.username ?? credentials.username ?? "(no username)";
   io.out(`Stream ${name}: sftp://${username}@${sftp.host}:${sftp.port}`);
 

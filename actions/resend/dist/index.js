@@ -89711,6 +89711,12 @@ var sftpSchema = external_exports.strictObject({
   readyTimeoutMs: external_exports.number().int().positive().default(2e4),
   operationTimeoutMs: external_exports.number().int().positive().default(6e4),
   keepaliveIntervalMs: external_exports.number().int().nonnegative().default(1e4),
+  /**
+   * The SSH channel window granted to the server: how far ahead of our reading a pull lets the partner send. Reads
+   * keep at most 4 MiB outstanding whatever this says; 16 MiB leaves ssh2 room to return credit early. Lower it only
+   * for a server that misbehaves with large windows.
+   */
+  windowBytes: external_exports.number().int().min(2 * 1024 * 1024, "at least 2 MiB (2097152), ssh2's own window").max(1024 * 1024 * 1024).default(16 * 1024 * 1024),
   /** Files transferred at once over the stream's single SSH connection. */
   concurrency: external_exports.number().int().min(1).max(32).default(4),
   /** Overrides for legacy servers; each list replaces ssh2's defaults for that category. */
@@ -89744,7 +89750,14 @@ var pullSchema = external_exports.strictObject({
   to: external_exports.string().default(""),
   patterns: external_exports.array(pattern).min(1).default(["**"]),
   recursive: external_exports.boolean().default(false),
-  after: external_exports.enum(["move", "delete"]).default("move"),
+  /**
+   * What happens to a file on the server once its S3 copy is verified: `move` to doneDir, `delete`, or `leave` it in
+   * place (partners that allow neither): the bridge then remembers each file by path, size and mtime (next to the
+   * receipts) and pulls it again only when it changes.
+   */
+  after: external_exports.enum(["move", "delete", "leave"]).default("move"),
+  /** Archived files in doneDir older than this many days (since archiving) are deleted; 0 keeps them forever. */
+  doneRetentionDays: external_exports.number().int().nonnegative().default(0),
   /** Relative to `from` (or absolute); skipped when listing. */
   doneDir: external_exports.string().min(1).default(".done"),
   /**
@@ -89777,6 +89790,11 @@ var streamSchema = external_exports.strictObject({
   sftp: sftpSchema,
   push: pushSchema.optional(),
   pull: pullSchema.optional(),
+  /**
+   * Publish an event per file moved or failed (source s3-sftp-bridge, detail-type File Delivered / File Pulled /
+   * File Failed, detail: the receipt) to the adapter's event bus. Publishing never fails a transfer.
+   */
+  events: external_exports.boolean().default(false),
   /** EventBridge schedule expression for pull, e.g. `rate(30 minutes)`; in the local stack, seconds. */
   schedule: external_exports.string().regex(
     /^(rate\(\d+ (second|seconds|minute|minutes|hour|hours|day|days)\)|cron\(.+\))$/,

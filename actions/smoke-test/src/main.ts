@@ -4,11 +4,18 @@ import { LambdaClient } from "@aws-sdk/client-lambda";
 import { S3Client } from "@aws-sdk/client-s3";
 import { SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import { SSMClient } from "@aws-sdk/client-ssm";
-import { createCredentialResolver, type ResolvedCredentials } from "../../../lambda/bridge/credentials";
-import { connectSftp, type SftpSession } from "../../../lambda/bridge/sftp";
-import { pullDestPrefix, pushSourcePrefix } from "../../../lambda/bridge/routing";
-import { doneDirOf } from "../../../lambda/bridge/paths";
-import type { CredentialsRef, StreamConfig } from "../../../lambda/bridge/config";
+import {
+  connectSftp,
+  createCredentialResolver,
+  doneDirOf,
+  pullDestPrefix,
+  pushSourcePrefix,
+  sftpTargetFor,
+  type CredentialsRef,
+  type ResolvedCredentials,
+  type SftpSession,
+  type StreamConfig,
+} from "../../../lambda/bridge";
 import { readRegion } from "../../lib/aws";
 import { loadStream, readDeploymentInputs, resolveDeployment } from "../../lib/deployment";
 import { errorMessage } from "../../lib/errors";
@@ -98,17 +105,14 @@ export async function run(): Promise<void> {
       credentials.passphrase,
       credentials.privateKey,
     ]);
+    // The stream's own SFTP settings, with the inputs' overrides on top.
+    const configured = sftpTargetFor(streamName, stream.sftp, credentials);
     const sftpTarget = {
-      stream: streamName,
-      host: sftpHost ?? stream.sftp.host,
-      port: sftpPort || stream.sftp.port,
-      username: sftpUser ?? stream.sftp.username ?? credentials.username,
-      credentials,
-      hostKeys: hostKeys.length ? hostKeys : stream.sftp.hostKeys,
-      readyTimeoutMs: stream.sftp.readyTimeoutMs,
-      operationTimeoutMs: stream.sftp.operationTimeoutMs,
-      keepaliveIntervalMs: stream.sftp.keepaliveIntervalMs,
-      algorithms: stream.sftp.algorithms,
+      ...configured,
+      host: sftpHost ?? configured.host,
+      port: sftpPort || configured.port,
+      username: sftpUser ?? configured.username ?? credentials.username,
+      hostKeys: hostKeys.length ? hostKeys : configured.hostKeys,
     };
 
     const directions: Direction[] = which === "both" ? ["push", "pull"] : [which];

@@ -2,10 +2,13 @@ import { createHash, randomBytes } from "node:crypto";
 import { posix } from "node:path";
 import { Readable } from "node:stream";
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import type { RunReport, StreamReport } from "../../../lambda/bridge/report";
-import type { SftpSession } from "../../../lambda/bridge/sftp";
-import type { Logger } from "../../../lambda/bridge/logger";
-import { matchesPatterns } from "../../../lambda/bridge/paths";
+import {
+  matchesPatterns,
+  type Logger,
+  type RunReport,
+  type SftpSession,
+  type StreamReport,
+} from "../../../lambda/bridge";
 import { ActionError, errorMessage } from "../../lib/errors";
 
 /**
