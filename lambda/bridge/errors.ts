@@ -22,6 +22,7 @@ export type ErrorCode =
   | "S3_OBJECT_EXISTS"
   | "S3_ACCESS_DENIED"
   | "VERIFY_FAILED"
+  | "REQUEST_INVALID"
   | "DEADLINE_REACHED"
   | "CLAIM_HELD";
 

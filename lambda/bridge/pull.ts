@@ -41,7 +41,12 @@ async function pullStream(ctx: EngineContext, stream: string, options: PullOptio
   const report = new StreamReportBuilder(stream, "pull", ctx.clock);
   const pullConfig = config.pull;
   if (!pullConfig) {
-    report.addFailed(stream, new VerifyError(`pull ${stream}: the stream has no pull section`, { stream }));
+    report.addFailed(
+      stream,
+      new BridgeError("CONFIG_INVALID", `pull ${stream}: the stream has no pull section; add streams.${stream}.pull`, {
+        context: { stream },
+      }),
+    );
     return report.build();
   }
   const batch: PullBatch = {

@@ -27,7 +27,7 @@ export interface ResendSelection {
 }
 
 function invalid(message: string): BridgeError {
-  return new BridgeError("CONFIG_INVALID", `resend: ${message}`);
+  return new BridgeError("REQUEST_INVALID", `resend: ${message}`);
 }
 
 function window(sel: ResendSelection): { since?: number; until?: number } {

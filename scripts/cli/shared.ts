@@ -42,6 +42,7 @@ const SETUP_CODES = new Set([
   "INVALID_KEY",
   "CREDENTIALS_NOT_FOUND",
   "CREDENTIALS_INVALID",
+  "REQUEST_INVALID",
 ]);
 
 /** The SDK's own wording when the environment lacks what every AWS call needs. */

@@ -151,3 +151,30 @@ describe("pull: after the copy", () => {
     });
   });
 });
+
+describe("requests the engine refuses, by code", () => {
+  let env: BridgeEnv;
+  beforeAll(async () => {
+    env = await startBridgeEnv("bridge-refusals");
+  });
+  afterAll(async () => {
+    await env?.close();
+  });
+
+  it("a pull of a stream without a pull section is a config error, a malformed resend a request error", async () => {
+    const pushOnly = env.config((doc) => {
+      delete doc.streams.psp!.pull;
+    });
+    const pulled = await env.bridge(pushOnly).pull(["psp"]);
+    expect(pulled.streams[0]?.failed[0]).toMatchObject({
+      code: "CONFIG_INVALID",
+      message: "pull psp: the stream has no pull section; add streams.psp.pull",
+    });
+    await expect(
+      env.bridge().resend({ stream: "psp", direction: "push", since: "last tuesday" }),
+    ).rejects.toMatchObject({ code: "REQUEST_INVALID", message: expect.stringMatching(/^resend: since/) as string });
+    await expect(env.bridge(pushOnly).resend({ stream: "psp", direction: "pull" })).rejects.toMatchObject({
+      code: "REQUEST_INVALID",
+    });
+  });
+});
