@@ -82,6 +82,14 @@ const variants: [string, ResolvedTemplate][] = [
 /** The only statements allowed to name Resource "*", each with the reason AWS leaves no narrower choice. */
 const WILDCARD_RESOURCE_ALLOWED: { where: string; sid: string; reason: string }[] = [
   {
+    where: "deploy-roles.yaml Resources.CloudFormationRole.Policies[bridge-stacks]",
+    sid: "ManageLogResourcePolicies",
+    reason:
+      "The example rule's log group needs a CloudWatch Logs resource policy naming EventBridge; those policies " +
+      "belong to the account, and logs:PutResourcePolicy / DeleteResourcePolicy / DescribeResourcePolicies take no " +
+      "resource-level permissions.",
+  },
+  {
     where: "bridge.yaml Resources.FunctionRole.Policies[bridge]",
     sid: "ManageVpcNetworkInterfaces",
     reason:
@@ -1300,6 +1308,20 @@ describe("deploy-roles.yaml: the service role creates roles only inside the boun
               },
             ],
           ];
+        case "AWS::Logs::ResourcePolicy":
+          return ["logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DeleteResourcePolicy"].map(
+            (action) => [id, { action, resource: "*" }],
+          );
+        case "AWS::Events::Rule": {
+          const rule = arn("events", `rule/${String(p.EventBusName)}/${res.ref}`);
+          return [
+            "events:PutRule",
+            "events:DescribeRule",
+            "events:PutTargets",
+            "events:RemoveTargets",
+            "events:DeleteRule",
+          ].map((action) => [id, { action, resource: rule }]);
+        }
         default:
           throw new Error(`${id}: no requests known for ${res.Type}; add them, and the service role's permissions`);
       }

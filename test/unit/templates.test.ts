@@ -6,6 +6,7 @@ import { parseConfigLocation } from "../../lambda/bridge/config/load";
 import { configSchema, STREAM_NAME } from "../../lambda/bridge/config/schema";
 import { giltLine, type StreamReport } from "../../lambda/bridge/report";
 import { PULL_REFUSED } from "../../lambda/bridge/pull";
+import { EVENT_SOURCE } from "../../lambda/bridge/file-events";
 import { METRIC_NAMES } from "../../lambda/bridge/metrics";
 import { parseCfnYaml, type CfnObject, type CfnTemplate, type CfnValue } from "../support/cfn-yaml";
 import {
@@ -496,6 +497,34 @@ describe("bridge.yaml: bucket, queue and event source", () => {
     expect(() => evalBridge({ BatchSize: "100" })).toThrow(/BatchSize above 10 needs BatchingWindowSeconds/);
     expect(() => evalBridge({ BatchSize: "100", BatchingWindowSeconds: "5" })).not.toThrow();
     expect(() => evalBridge({ MaximumConcurrency: "1" })).toThrow(/MinValue/);
+  });
+});
+
+describe("bridge.yaml: per-file events", () => {
+  it("gives the function the bus and the example rule only when EventBusName is set", () => {
+    const off = evalBridge();
+    expect(off.resources.FileFailedEventsRule).toBeUndefined();
+    expect(off.resources.FileFailedEventsLogGroup).toBeUndefined();
+    const on = evalBridge({ EventBusName: "partner-files" });
+    const vars = (on.resources.Function!.Properties.Environment as CfnObject).Variables as Record<string, string>;
+    expect(vars[ENV.eventBus]).toBe("partner-files");
+  });
+
+  it("the example rule sends the function's File Failed events to a log group that lets EventBridge write", () => {
+    const r = evalBridge({ EventBusName: "partner-files" });
+    const rule = r.resources.FileFailedEventsRule!.Properties;
+    expect(rule.EventBusName).toBe("partner-files");
+    expect(rule.EventPattern).toEqual({ source: [EVENT_SOURCE], "detail-type": ["File Failed"] });
+    const group = r.resources.FileFailedEventsLogGroup!;
+    expect(rule.Targets).toEqual([{ Id: "file-failed-log", Arn: group.attributes.Arn }]);
+    const policy = JSON.parse(String(r.resources.FileFailedEventsLogPolicy!.Properties.PolicyDocument)) as {
+      Statement: { Principal: { Service: string[] }; Action: string[]; Resource: string }[];
+    };
+    expect(policy.Statement[0]).toMatchObject({
+      Principal: { Service: expect.arrayContaining(["events.amazonaws.com"]) as string[] },
+      Action: ["logs:CreateLogStream", "logs:PutLogEvents"],
+      Resource: group.attributes.Arn,
+    });
   });
 });
 
