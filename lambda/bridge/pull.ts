@@ -192,10 +192,17 @@ async function pullOne(batch: PullBatch, { file, relative }: Candidate): Promise
       : { key: natural, ifAbsent: pullConfig.onConflict !== "overwrite" };
     active = await batch.session.get();
     const hash = createHash("sha256");
-    const guard = new SourceGuard(hash, file, active);
-    // pipeline() ties the two together: an aborted upload also closes the remote handle, and a read error reaches the
-    // upload.
-    const body = pipeline(active.read(file.path, file.size), guard, () => undefined);
+    // The archive's folder and free name are looked up while the file travels, not after it.
+    const doneProbe = pullConfig.after === "move" ? probeDoneName(active, batch.doneDir, file, relative) : undefined;
+    doneProbe?.catch(() => undefined);
+    // The reader fails the stream if the file is no longer as listed once read (a partner still writing), which aborts
+    // the upload before S3 completes it, so S3 never shows a torn copy. pipeline() ties reader, hash and upload
+    // together: an aborted upload also closes the remote handle, and a read error reaches the upload.
+    const body = pipeline(
+      active.read(file.path, file.size, { unchanged: { size: file.size, mtimeMs: file.mtimeMs } }),
+      new HashTap(hash),
+      () => undefined,
+    );
     const uploaded = await ctx.s3.upload(config.s3.bucket, placed.key, body, {
       ...ctx.upload,
       // S3 takes at most 10,000 parts: very large files need larger ones.
@@ -218,7 +225,7 @@ async function pullOne(batch: PullBatch, { file, relative }: Candidate): Promise
       );
     }
     const sha256 = hash.digest("hex");
-    const archived = await archive(active, pullConfig, batch.doneDir, file, relative, new Date(ctx.clock()));
+    const archived = await archive(active, pullConfig, batch.doneDir, file, relative, new Date(ctx.clock()), doneProbe);
     batch.pulled?.record(file.path, {
       size: file.size,
       mtimeMs: file.mtimeMs,
@@ -388,6 +395,7 @@ async function archive(
   file: RemoteFile,
   relative: string,
   at: Date,
+  nameTaken?: Promise<boolean>,
 ): Promise<string> {
   if (pullConfig.after === "delete") {
     await sftp.remove(file.path);
@@ -395,11 +403,11 @@ async function archive(
   }
   if (pullConfig.after === "leave") return "left in place";
   const dir = posix.join(doneDir, posix.dirname(relative));
-  await sftp.mkdirp(dir);
-  const name = await doneName(
-    file.name,
-    at,
-    async (candidate) => (await sftp.stat(posix.join(dir, candidate))) !== undefined,
+  if (!nameTaken) await sftp.mkdirp(dir);
+  const name = await doneName(file.name, at, async (candidate) =>
+    candidate === file.name && nameTaken
+      ? await nameTaken
+      : (await sftp.stat(posix.join(dir, candidate))) !== undefined,
   );
   const target = posix.join(dir, name);
   // Never replace: an earlier archived copy with the same name is a different delivery.
@@ -407,6 +415,13 @@ async function archive(
   // A move keeps the partner's mtime; archive retention counts from the archiving, so the archive time is stamped.
   if (pullConfig.doneRetentionDays > 0) await sftp.setTimes(target, at);
   return target;
+}
+
+/** Makes the archive's folder and asks whether the file's own name is taken there: the first question doneName asks. */
+async function probeDoneName(sftp: SftpSession, doneDir: string, file: RemoteFile, relative: string): Promise<boolean> {
+  const dir = posix.join(doneDir, posix.dirname(relative));
+  await sftp.mkdirp(dir);
+  return (await sftp.stat(posix.join(dir, file.name))) !== undefined;
 }
 
 function pulledStateLocation(batch: PullBatch): { bucket: string; key: string } {
@@ -474,36 +489,14 @@ async function expireArchive(batch: PullBatch, sftp: SftpSession): Promise<void>
   }
 }
 
-/**
- * Hashes the bytes on their way to S3 and, before letting the stream end, checks the source did not change while it
- * was read. Failing here aborts the upload before S3 completes it, so S3 never shows a torn copy.
- */
-class SourceGuard extends Transform {
-  constructor(
-    private readonly hash: Hash,
-    private readonly file: RemoteFile,
-    private readonly sftp: SftpSession,
-  ) {
+/** Hashes the bytes on their way to S3 (receipts carry the SHA-256). */
+class HashTap extends Transform {
+  constructor(private readonly hash: Hash) {
     super();
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.hash.update(chunk);
     callback(null, chunk);
-  }
-
-  override _flush(callback: TransformCallback): void {
-    this.sftp.stat(this.file.path).then(
-      (now) => {
-        if (now && now.size === this.file.size && now.mtimeMs === this.file.mtimeMs) return callback();
-        callback(
-          new VerifyError(
-            `pull ${this.file.path}: the file changed while it was read (size ${this.file.size} -> ${now?.size ?? "gone"}); left for the next run`,
-            { path: this.file.path },
-          ),
-        );
-      },
-      (err: unknown) => callback(err as Error),
-    );
   }
 }

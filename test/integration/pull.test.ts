@@ -108,6 +108,42 @@ describe("pull SFTP -> S3 on the embedded SFTP server and s3rver", () => {
     expect((await env.get("psp/inbound/growing.csv"))?.toString()).toBe("start\nmore\n");
   });
 
+  it("a file the partner changes while it is read never reaches S3, and stays for the next run", async () => {
+    await drop("/OUT/changing.csv", "v1\n");
+    // The partner appends right after the bridge opened its read: the FSTAT behind the last READ sees it.
+    const connect: SftpConnector = async (target, logger) => {
+      const session = await connectSftp(target, logger);
+      const read = session.read.bind(session);
+      session.read = (path, size, options) => {
+        if (path === "/OUT/changing.csv") void appendFile(env.local(path), "v2\n");
+        return read(path, size, options);
+      };
+      return session;
+    };
+    const config = env.config((doc) => {
+      doc.streams.psp!.pull!.patterns = ["changing.csv"];
+    });
+    const report = await env.bridge(config, { connect }).pull(["psp"]);
+    expect(report.streams[0]?.failed[0]).toMatchObject({ code: "VERIFY_FAILED" });
+    expect(report.streams[0]?.failed[0]?.message).toMatch(/changed while it was read/);
+    expect(await env.get("psp/inbound/changing.csv")).toBeUndefined();
+    expect(existsSync(env.local("/OUT/changing.csv"))).toBe(true);
+  });
+
+  it("a small file costs open, read with fstat, and the move: no STAT of its own on the way", async () => {
+    await drop("/OUT/trips-warm.csv", "warm\n");
+    await env.bridge().pull(["psp"]);
+    await drop("/OUT/trips.csv", "t\n");
+    env.sftp.resetStats();
+    const report = await env.bridge().pull(["psp"]);
+    expect(report.streams[0]?.files).toBe(1);
+    const { OPEN, READ, FSTAT, STAT, LSTAT } = env.sftp.observed.requests;
+    expect({ OPEN, READ, FSTAT }).toEqual({ OPEN: 1, READ: 1, FSTAT: 1 });
+    // Two STATs, both asked while the file travels rather than after it: does the done dir exist, and is the name
+    // free there. Nothing asks the source's size again: the FSTAT behind the READ answered that.
+    expect({ STAT, LSTAT }).toEqual({ STAT: 2, LSTAT: undefined });
+  });
+
   it("archives a second file of the same name under a collision-safe name", async () => {
     await drop("/OUT/daily.csv", "day 1");
     await env.bridge().pull(["psp"]);

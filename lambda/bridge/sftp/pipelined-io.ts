@@ -1,7 +1,8 @@
 import type { Hash } from "node:crypto";
 import { Readable } from "node:stream";
 import type { SFTPWrapper } from "ssh2";
-import { SftpError } from "../errors";
+import type { Stats } from "ssh2";
+import { SftpError, VerifyError } from "../errors";
 import { maxReadLen, maxWriteLen } from "./ssh2-tuning";
 
 /**
@@ -132,9 +133,17 @@ export class PipelinedReader extends Readable {
     private readonly timeoutMs: number,
     private readonly wrapError: (op: string, err: unknown) => Error,
     private readonly windowBytes: number = DEFAULT_WINDOW_BYTES,
+    /** When given, the file must still have this size and mtime once read, or the stream fails (VerifyError). */
+    private readonly unchanged?: { size: number; mtimeMs: number },
   ) {
     super({ highWaterMark: 4 * 1024 * 1024 });
   }
+
+  /**
+   * FSTAT sent right behind the last READ, on the same handle: the server answers it after those reads, so it shows
+   * the file as it was when read, and costs no round trip of its own.
+   */
+  private finalStat: Promise<Stats | Error> | undefined;
 
   private idle: NodeJS.Timeout | undefined;
 
@@ -171,8 +180,21 @@ export class PipelinedReader extends Readable {
   private pump(): void {
     if (this.destroyed || !this.handle) return;
     if (this.delivered >= this.size) {
-      if (!this.ended) this.push(null);
+      if (this.ended) return;
       this.ended = true;
+      if (!this.finalStat) return void this.push(null);
+      void this.finalStat.then((st) => {
+        if (this.destroyed) return;
+        if (st instanceof Error) return this.destroy(this.wrapError("fstat", st));
+        const expected = this.unchanged as { size: number; mtimeMs: number };
+        if (Number(st.size) === expected.size && st.mtime * 1000 === expected.mtimeMs) return void this.push(null);
+        this.destroy(
+          new VerifyError(
+            `pull ${this.path}: the file changed while it was read (size ${expected.size} -> ${Number(st.size)}); left for the next run`,
+            { path: this.path },
+          ),
+        );
+      });
       return;
     }
     const len = maxReadLen(this.sftp);
@@ -187,6 +209,11 @@ export class PipelinedReader extends Readable {
       this.inFlight++;
       this.inFlightBytes += want;
       this.readRange(start, want);
+    }
+    if (this.unchanged && !this.finalStat && this.nextOffset >= this.size) {
+      this.finalStat = new Promise((resolve) =>
+        this.sftp.fstat(this.handle as Buffer, (err, st) => resolve(err ? err : st)),
+      );
     }
     this.watch();
   }

@@ -7,7 +7,7 @@ import { BridgeError, SftpError, VerifyError, type ErrorContext } from "../error
 import type { Logger } from "../logger";
 import { NO_SUCH_FILE, opError, reason, sftpCode, withTimeout } from "./errors";
 import { PipelinedReader, pipelinedWrite } from "./pipelined-io";
-import type { RemoteFile, SftpSession, SftpTarget, WriteOptions } from "./types";
+import type { ReadOptions, RemoteFile, SftpSession, SftpTarget, WriteOptions } from "./types";
 
 /** One authenticated SFTP session: the operations the engine needs, each bounded by the operation timeout. */
 
@@ -199,7 +199,7 @@ export class Ssh2Session implements SftpSession {
     }
   }
 
-  read(path: string, size: number): Readable {
+  read(path: string, size: number, options: ReadOptions = {}): Readable {
     const reader = new PipelinedReader(
       this.sftp,
       path,
@@ -207,6 +207,7 @@ export class Ssh2Session implements SftpSession {
       this.target.operationTimeoutMs,
       (op, err) => opError(op, path, err, this.ctx),
       this.target.windowBytes,
+      options.unchanged,
     );
     if (this.gone) {
       reader.destroy(this.gone);

@@ -46,6 +46,14 @@ export interface WriteOptions {
   createDirs?: boolean;
 }
 
+export interface ReadOptions {
+  /**
+   * The size and mtime the file was listed with: the read fails (VerifyError) if the file no longer has them once
+   * read, so a file the partner changes while we read it never reaches S3.
+   */
+  unchanged?: { size: number; mtimeMs: number };
+}
+
 export interface SftpSession {
   readonly target: SftpTarget;
   readonly fingerprint: string;
@@ -54,7 +62,7 @@ export interface SftpSession {
   mkdirp(dir: string): Promise<void>;
   write(path: string, source: AsyncIterable<Uint8Array>, options: WriteOptions): Promise<{ bytes: number }>;
   /** Reads exactly `size` bytes (from a prior stat) with several requests in flight, in order. */
-  read(path: string, size: number): Readable;
+  read(path: string, size: number, options?: ReadOptions): Readable;
   /** Moves a file; `replace` overwrites an existing target (atomically where the server supports posix-rename). */
   rename(from: string, to: string, replace: boolean): Promise<void>;
   remove(path: string): Promise<void>;
