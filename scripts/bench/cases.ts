@@ -42,6 +42,8 @@ export interface CaseOptions {
   receipts?: boolean;
   /** sftp.concurrency for the bridge's streams; undefined keeps the config default. */
   concurrency?: number;
+  /** pull.stableCheckMs for the bridge (the wait before a pull lists again); undefined keeps the config default. */
+  stableCheckMs?: number;
   /**
    * Only what the runs over distance compare (large file: bridge, rclone, OpenSSH sftp; small files: bridge and
    * rclone): the SDK upload never touches SFTP, and OpenSSH's `put -r`/`get -r` handle one file at a time, paying a
@@ -74,6 +76,7 @@ export function bridgeConfig(
   receiptsPrefix: string,
   concurrency?: number,
   receipts = true,
+  stableCheckMs?: number,
 ): BridgeConfigInput {
   const { server, keyFile } = link.partner;
   const sftp = {
@@ -88,7 +91,11 @@ export function bridgeConfig(
     s3: { bucket: BUCKET, prefix: `${size}/` },
     sftp,
     push: { from: "out/", to: link.partner.sftpDir(`bridge-push-${size}`).remote },
-    pull: { from: link.partner.sftpDir(`bridge-pull-${size}`).remote, to: "bridge-in/" },
+    pull: {
+      from: link.partner.sftpDir(`bridge-pull-${size}`).remote,
+      to: "bridge-in/",
+      ...(stableCheckMs === undefined ? {} : { stableCheckMs }),
+    },
   });
   return {
     receipts: { enabled: receipts, bucket: RECEIPTS_BUCKET, prefix: receiptsPrefix },
@@ -154,7 +161,8 @@ export async function makeCases(env: BenchEnv, link: Link, options: CaseOptions)
       await env.emptyPrefix(RECEIPTS_BUCKET, receipts);
     }
   };
-  const config = (receipts: string) => bridgeConfig(link, receipts, options.concurrency, options.receipts ?? true);
+  const config = (receipts: string) =>
+    bridgeConfig(link, receipts, options.concurrency, options.receipts ?? true, options.stableCheckMs);
   const engines: { tool: Tool; script: string; suffix: string }[] = [
     { tool: "bridge", script: options.childScript, suffix: "" },
     ...(options.baseline

@@ -33,6 +33,7 @@ const HELP = `npm run bench -- [options]
   --runs <n>          runs per case; the table shows medians (default 3)
   --only <a,b>        only cases whose id contains one of these (e.g. s3-sftp-large, bridge, rclone)
   --concurrency <n>   sftp.concurrency for the bridge (default: the config default)
+  --stable-check-ms <n>  pull.stableCheckMs for the bridge (default: the config default, a 2 s wait per pull)
   --no-receipts       run the bridge with receipts.enabled: false (to see what receipts cost)
   --profile           write V8 CPU profiles of the bridge children to .tmp/bench-profiles/
   --node-args <flags> extra flags for the bridge's node process (e.g. "--max-semi-space-size=2")
@@ -72,6 +73,7 @@ async function main(): Promise<void> {
       runs: { type: "string" },
       only: { type: "string" },
       concurrency: { type: "string" },
+      "stable-check-ms": { type: "string" },
       "no-receipts": { type: "boolean", default: false },
       profile: { type: "boolean", default: false },
       "node-args": { type: "string" },
@@ -100,6 +102,7 @@ async function main(): Promise<void> {
   const write = values["no-write"] ? false : (values.write ?? !quick);
   const only = values.only?.split(",").filter(Boolean);
   const concurrency = values.concurrency === undefined ? undefined : Number(values.concurrency);
+  const stableCheckMs = values["stable-check-ms"] === undefined ? undefined : Number(values["stable-check-ms"]);
   const rtts = list(values.rtt).map(Number);
   if (rtts.length === 0 || rtts.some((r) => !Number.isFinite(r) || r < 0)) {
     throw new Error(`--rtt wants milliseconds >= 0, e.g. 0,50,100 (got ${values.rtt})`);
@@ -159,6 +162,7 @@ async function main(): Promise<void> {
                 ],
                 bridgeNode: values.node,
                 concurrency,
+                stableCheckMs,
                 receipts: !values["no-receipts"],
                 distance,
               })
