@@ -3,7 +3,7 @@ import { posix } from "node:path";
 import { Transform, pipeline, type TransformCallback } from "node:stream";
 import type { PullConfig, StreamConfig } from "./config/schema";
 import type { EngineContext, RunOptions } from "./context";
-import { Backlog, STREAMS_AT_ONCE, mapLimit, sleep } from "./concurrency";
+import { Backlog, STREAMS_AT_ONCE, mapLimit } from "./concurrency";
 import { listFiles } from "./listing";
 import { BridgeError, S3Error, VerifyError, describeError, type ErrorContext } from "./errors";
 import { PulledState } from "./pulled-state";
@@ -69,10 +69,11 @@ async function pullStream(ctx: EngineContext, stream: string, options: PullOptio
     if (pullConfig.after === "leave") batch.pulled = await loadPulledState(batch);
     const sftp = await batch.session.get();
     listed = await listFiles(sftp, pullConfig.from, pullConfig.recursive, [batch.doneDir]);
+    // A file must keep its size and mtime from this listing until stableCheckMs later at least, and until it has been
+    // read: the reader looks again at the end. The wait overlaps the transfers instead of coming before them.
+    // A wait in real time, like the timers that serve it (the engine's clock may be a test's).
+    batch.stableUntil = Date.now() + pullConfig.stableCheckMs;
     let candidates = selectCandidates(batch, listed);
-    if (pullConfig.stableCheckMs > 0 && candidates.length) {
-      candidates = await stableOnly(batch, sftp, candidates);
-    }
     candidates.sort((a, b) => a.file.mtimeMs - b.file.mtimeMs || a.file.path.localeCompare(b.file.path));
     for (const { file } of candidates.slice(pullConfig.maxFiles)) {
       report.addSkipped({
@@ -119,6 +120,8 @@ interface PullBatch {
   backlog: Backlog;
   /** after: leave only: the files pulled before, by path, size and mtime. */
   pulled?: PulledState;
+  /** Epoch ms (real time) until which a file must be seen unchanged: the listing time + stableCheckMs. */
+  stableUntil?: number;
   events: EventOutbox;
 }
 
@@ -199,7 +202,9 @@ async function pullOne(batch: PullBatch, { file, relative }: Candidate): Promise
     // the upload before S3 completes it, so S3 never shows a torn copy. pipeline() ties reader, hash and upload
     // together: an aborted upload also closes the remote handle, and a read error reaches the upload.
     const body = pipeline(
-      active.read(file.path, file.size, { unchanged: { size: file.size, mtimeMs: file.mtimeMs } }),
+      active.read(file.path, file.size, {
+        unchanged: { size: file.size, mtimeMs: file.mtimeMs, notBefore: batch.stableUntil },
+      }),
       new HashTap(hash),
       () => undefined,
     );
@@ -276,6 +281,14 @@ async function pullOne(batch: PullBatch, { file, relative }: Candidate): Promise
       }
     });
   } catch (err) {
+    if (err instanceof VerifyError && err.context.changed === true) {
+      // Still being written: nothing reached S3 and the file stays; a later run takes it whole.
+      return report.addSkipped({
+        source: file.path,
+        reason: "growing",
+        detail: `size or mtime changed since it was listed (watched for at least ${pullConfig.stableCheckMs} ms); next run`,
+      });
+    }
     if (err instanceof ConflictSkipped) {
       ctx.logger.warn(PULL_REFUSED, { stream, source: file.path, reason: "exists" });
       return report.addSkipped({ source: file.path, reason: "exists", detail: err.message });
@@ -362,30 +375,6 @@ async function destinationKey(
     destination: dir + name,
   });
   return { key: dir + name, ifAbsent: true };
-}
-
-/**
- * Lists the folders again after a pause and keeps only files whose size and mtime did not move: a partner may still
- * be writing. One listing per folder, not a stat per file: the same answer in far fewer round trips.
- */
-async function stableOnly(batch: PullBatch, sftp: SftpSession, candidates: Candidate[]): Promise<Candidate[]> {
-  await sleep(batch.pullConfig.stableCheckMs);
-  const dirs = [...new Set(candidates.map((c) => posix.dirname(c.file.path)))];
-  const again = new Map<string, RemoteFile>();
-  for (const dir of dirs) for (const entry of await sftp.list(dir)) again.set(entry.path, entry);
-  const stable: Candidate[] = [];
-  for (const candidate of candidates) {
-    const now = again.get(candidate.file.path);
-    if (now && now.size === candidate.file.size && now.mtimeMs === candidate.file.mtimeMs) stable.push(candidate);
-    else {
-      batch.report.addSkipped({
-        source: candidate.file.path,
-        reason: "growing",
-        detail: now ? `size or mtime changed within ${batch.pullConfig.stableCheckMs} ms; next run` : "gone; next run",
-      });
-    }
-  }
-  return stable;
 }
 
 async function archive(

@@ -133,8 +133,11 @@ export class PipelinedReader extends Readable {
     private readonly timeoutMs: number,
     private readonly wrapError: (op: string, err: unknown) => Error,
     private readonly windowBytes: number = DEFAULT_WINDOW_BYTES,
-    /** When given, the file must still have this size and mtime once read, or the stream fails (VerifyError). */
-    private readonly unchanged?: { size: number; mtimeMs: number },
+    /**
+     * When given, the file must still have this size and mtime once read (and no earlier than `notBefore`), or the
+     * stream fails with a VerifyError whose context has `changed: true`.
+     */
+    private readonly unchanged?: { size: number; mtimeMs: number; notBefore?: number },
   ) {
     super({ highWaterMark: 4 * 1024 * 1024 });
   }
@@ -144,6 +147,7 @@ export class PipelinedReader extends Readable {
    * the file as it was when read, and costs no round trip of its own.
    */
   private finalStat: Promise<Stats | Error> | undefined;
+  private finalStatTimer: NodeJS.Timeout | undefined;
 
   private idle: NodeJS.Timeout | undefined;
 
@@ -191,7 +195,7 @@ export class PipelinedReader extends Readable {
         this.destroy(
           new VerifyError(
             `pull ${this.path}: the file changed while it was read (size ${expected.size} -> ${Number(st.size)}); left for the next run`,
-            { path: this.path },
+            { path: this.path, changed: true },
           ),
         );
       });
@@ -211,9 +215,14 @@ export class PipelinedReader extends Readable {
       this.readRange(start, want);
     }
     if (this.unchanged && !this.finalStat && this.nextOffset >= this.size) {
-      this.finalStat = new Promise((resolve) =>
-        this.sftp.fstat(this.handle as Buffer, (err, st) => resolve(err ? err : st)),
-      );
+      const handle = this.handle;
+      const fstat = () => this.sftp.fstat(handle, (err, st) => settle(err ? err : st));
+      let settle: (result: Stats | Error) => void = () => undefined;
+      this.finalStat = new Promise((resolve) => (settle = resolve));
+      // Right behind the last READ, or once the file has had to stay unchanged long enough, whichever is later.
+      const wait = (this.unchanged.notBefore ?? 0) - Date.now();
+      if (wait > 0) this.finalStatTimer = setTimeout(fstat, wait);
+      else fstat();
     }
     this.watch();
   }
@@ -260,6 +269,7 @@ export class PipelinedReader extends Readable {
 
   override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
     clearTimeout(this.idle);
+    clearTimeout(this.finalStatTimer);
     const handle = this.handle;
     this.handle = undefined;
     // Close without waiting: a server that went quiet would hold the error back until the keepalive gives up, and

@@ -51,7 +51,12 @@ export interface ReadOptions {
    * The size and mtime the file was listed with: the read fails (VerifyError) if the file no longer has them once
    * read, so a file the partner changes while we read it never reaches S3.
    */
-  unchanged?: { size: number; mtimeMs: number };
+  unchanged?: {
+    size: number;
+    mtimeMs: number;
+    /** Epoch ms before which the final look is not taken: the file must stay unchanged at least until then. */
+    notBefore?: number;
+  };
 }
 
 export interface SftpSession {
