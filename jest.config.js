@@ -1,4 +1,5 @@
-// Three projects so `npm test` (unit + integration) and `npm run test:interop` select by tier.
+// Four projects, one per tier, so `npm test` (unit + integration), `npm run test:faults` and `npm run test:interop`
+// each select theirs.
 const transform = { "^.+\\.(t|j)s$": ["@swc/jest", { jsc: { target: "es2023" } }] };
 const common = { testEnvironment: "node", transform, moduleFileExtensions: ["ts", "js", "json"] };
 

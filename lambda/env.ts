@@ -1,6 +1,7 @@
 /**
- * The Lambda function's environment contract: the only place the adapter reads `process.env`. The bridge template
- * (`templates/bridge.yaml`) sets exactly these names; a test checks the two agree.
+ * The Lambda function's environment contract: every name the function reads from `process.env` (Powertools and the
+ * AWS SDK read their own standard variables too, and the handler names the service for Powertools). The bridge template
+ * (`templates/bridge.yaml`) sets exactly these names, plus the runtime's NODE_OPTIONS; a test checks the two agree.
  */
 export const ENV = {
   /** Where the stream config lives: a file path, `s3://bucket/key`, or an SSM parameter name (`/bridge/config` or `ssm:/bridge/config`). Required. */

@@ -115,7 +115,7 @@ describe("pull: what a partner's folder really holds", () => {
     expect(existsSync(env.local(`/${folder}/daily.csv`))).toBe(true);
   });
 
-  it("onConflict: overwrite replaces the object, as before", async () => {
+  it("onConflict: overwrite replaces the object (a versioned bucket keeps the earlier one as a version)", async () => {
     await drop("/OVERWRITE/daily.csv", "first");
     await env.bridge(streamOn("OVERWRITE", (p) => (p.onConflict = "overwrite"))).pull(["psp"]);
     await drop("/OVERWRITE/daily.csv", "second");

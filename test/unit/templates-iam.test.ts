@@ -470,7 +470,7 @@ describe("bridge.yaml: fences in the bucket", () => {
         [config, key].flatMap((k) => fenced.map((a): Case => [`${outsider}: ${a} ${k}`, s3(a, k), false])),
       );
     }
-    // The fence is narrow: the rest of the bucket is the account's IAM business, as before.
+    // The fence is narrow: the rest of the bucket is left to the account's IAM policies.
     await expectVerdicts(everything, session("AppTeamRole"), [
       ["another role reads a push source", s3("s3:GetObject", "psp/outbound/a.xml"), true],
       ["another role reads a receipt", s3("s3:GetObject", "_bridge/receipts/psp/push/a.json"), true],

@@ -102154,8 +102154,10 @@ var pullSchema = external_exports.strictObject({
    */
   minAgeSeconds: external_exports.number().int().nonnegative().default(30),
   /**
-   * List again this many ms later and skip a file whose size or mtime moved: it is still being written, whatever its
-   * mtime says (a partner's clock may be behind ours). 0 = off.
+   * A file must keep the size and mtime it was listed with for at least this many ms, and until it has been read;
+   * one that changes is skipped as still being written, whatever its mtime says (a partner's clock may be behind
+   * ours), and nothing of it reaches S3. The wait overlaps the transfers: it costs a run at most this much. 0 = only
+   * the look once read.
    */
   stableCheckMs: external_exports.number().int().nonnegative().default(2e3),
   /**

@@ -18,7 +18,7 @@ import { ActionError, errorMessage } from "../../lib/errors";
  * means the deployment works, not merely that the engine does.
  */
 
-/** The stream's paths, taken from the bridge's own config (see `targetFromConfig`). */
+/** The stream's paths, taken from the bridge's own config (see `smokeTarget` in main.ts). */
 export interface SmokeTarget {
   stream: string;
   bucket: string;
