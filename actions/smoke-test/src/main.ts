@@ -17,7 +17,8 @@ import {
   type StreamConfig,
 } from "../../../lambda/bridge";
 import { readRegion } from "../../lib/aws";
-import { loadStream, readDeploymentInputs, resolveDeployment } from "../../lib/deployment";
+import { readDeploymentInputs, resolveDeployment } from "../../lib/deployment";
+import { loadStream } from "../../lib/stream-config";
 import { errorMessage } from "../../lib/errors";
 import { Inputs } from "../../lib/inputs";
 import { invokeBridge } from "../../lib/lambda";

@@ -23,4 +23,16 @@ describe("scripts/build-actions.ts", () => {
     expect(text).toMatch(/^"use strict";/);
     expect(text).not.toMatch(/^import /m);
   }, 30_000);
+
+  // Each action carries only the engine parts it uses: resend invokes the function and never reads the bridge's
+  // config, so the config schema and loader stay out of its bundle (smoke-test reads the config and has them).
+  it("leaves the config loader out of the resend bundle", async () => {
+    const byName = (name: string) => findActions().find((a) => a.name === name)!;
+    const resend = (await bundle(byName("resend"))).toString("utf8");
+    const smoke = (await bundle(byName("smoke-test"))).toString("utf8");
+    // A message of the config schema's own, which esbuild cannot rename.
+    const schemaText = "stream names are letters, digits, - and _";
+    expect(smoke).toContain(schemaText);
+    expect(resend).not.toContain(schemaText);
+  }, 60_000);
 });
