@@ -93,7 +93,7 @@ export async function handler(event: unknown, context: Context): Promise<Handler
     }
     case "pull": {
       // A gilt-style rule name may carry words that are not streams (a stack prefix); keep the ones that are.
-      const known = Object.keys(bridge.context.config.streams);
+      const known = bridge.streamNames();
       const streams = work.fromRuleName ? work.streams.filter((s) => known.includes(s)) : work.streams;
       report = await bridge.pull(streams.length ? streams : work.streams, { deadline, trigger: "schedule" });
       break;

@@ -3,6 +3,8 @@ import { push, type PushItem, type PushOptions } from "./push";
 import { pull, type PullOptions } from "./pull";
 import { runReport, type RunReport } from "./report";
 import { resend, type ResendSelection } from "./resend";
+import type { Receipt, ReceiptFilter } from "./receipts";
+import type { S3ObjectInfo } from "./s3";
 
 /**
  * The engine's front door: adapters build one with their clients and call push or pull; every call returns a
@@ -10,10 +12,17 @@ import { resend, type ResendSelection } from "./resend";
  * report).
  */
 export interface Bridge {
+  /** The engine's wiring, for tests that look inside; adapters use the methods below. */
   readonly context: EngineContext;
   push(items: PushItem[], options?: PushOptions): Promise<RunReport>;
   pull(streams: string[], options?: PullOptions): Promise<RunReport>;
   resend(selection: ResendSelection, options?: RunOptions): Promise<RunReport>;
+  /** The names of the streams the config defines. */
+  streamNames(): string[];
+  /** Objects under a key prefix (to push what a prefix holds). */
+  listObjects(bucket: string, prefix: string): AsyncGenerator<S3ObjectInfo>;
+  /** Receipts of a stream, newest last ("did file X reach the partner, and when?"). */
+  receipts(stream: string, filter?: ReceiptFilter): Promise<Receipt[]>;
 }
 
 export function createBridge(deps: EngineDeps): Bridge {
@@ -34,5 +43,8 @@ export function createBridge(deps: EngineDeps): Bridge {
       const result = await resend(context, selection, options);
       return runReport(started, context.clock, result.streams, result.unrouted);
     },
+    streamNames: () => Object.keys(context.config.streams),
+    listObjects: (bucket, prefix) => context.s3.list(bucket, prefix),
+    receipts: (stream, filter) => context.receipts.list(stream, filter),
   };
 }

@@ -41,6 +41,14 @@ export interface Receipt {
   trigger?: "event" | "schedule" | "invoke" | "resend" | "force";
 }
 
+export interface ReceiptFilter {
+  direction?: Direction;
+  /** One file's receipts: its path below the push source (push) or the pull folder (pull). */
+  relative?: string;
+  /** Only deliveries finished at or after this time. */
+  since?: Date;
+}
+
 // S3 keys are at most 1024 bytes; a very long relative path is replaced by its hash so the receipt still has a key.
 function pathPart(relative: string): string {
   return Buffer.byteLength(relative) > 700
@@ -133,10 +141,7 @@ export class ReceiptStore {
   }
 
   /** Receipts of a stream, newest last; filtered by relative path and/or finish time. */
-  async list(
-    stream: string,
-    filter: { direction?: Direction; relative?: string; since?: Date } = {},
-  ): Promise<Receipt[]> {
+  async list(stream: string, filter: ReceiptFilter = {}): Promise<Receipt[]> {
     const directions: Direction[] = filter.direction ? [filter.direction] : ["push", "pull"];
     const found: Receipt[] = [];
     for (const direction of directions) {

@@ -81,7 +81,7 @@ export async function receiptsCommand(
       `receipts are turned off in ${opened.location} (receipts.enabled: false); nothing was recorded`,
     );
   }
-  const store = bridgeFor(opened, cliLogger(io, globals.debug)).context.receipts;
+  const bridge = bridgeFor(opened, cliLogger(io, globals.debug));
   const directions = (options.direction ? [options.direction] : ["push", "pull"]) as Direction[];
 
   const found: Receipt[] = [];
@@ -92,7 +92,7 @@ export async function receiptsCommand(
       relative = relativeFor(stream, direction, options.key);
       if (relative === undefined) continue;
     }
-    found.push(...(await store.list(name, { direction, relative, since })));
+    found.push(...(await bridge.receipts(name, { direction, relative, since })));
   }
   found.sort((a, b) => a.finishedAt.localeCompare(b.finishedAt));
 

@@ -96,7 +96,7 @@ export async function pushCommand(
   const items: PushItem[] = [];
   const listed = async (bucket: string, prefix: string, claimedOnly: boolean) => {
     let found = 0;
-    for await (const obj of bridge.context.s3.list(bucket, prefix)) {
+    for await (const obj of bridge.listObjects(bucket, prefix)) {
       if (obj.key.endsWith("/")) continue;
       if (claimedOnly && !safeRoute(opened, bucket, obj.key)) continue;
       items.push({ bucket, key: obj.key });
