@@ -1,7 +1,5 @@
 import { existsSync } from "node:fs";
 import { mkdir, readdir, rm, stat, utimes, writeFile } from "node:fs/promises";
-import path from "node:path";
-import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { PulledState, S3Endpoint, validateConfig, type BridgeConfigInput } from "../../lambda/bridge";
 import { startBridgeEnv, type BridgeEnv } from "../support/bridge-env";
 
@@ -19,17 +17,8 @@ describe("pull: after the copy", () => {
     await env?.close();
   });
 
-  async function drop(remote: string, body: string, ageSeconds = 120): Promise<void> {
-    const file = env.local(remote);
-    await mkdir(path.dirname(file), { recursive: true });
-    await writeFile(file, body);
-    const t = new Date(Date.now() - ageSeconds * 1000);
-    await utimes(file, t, t);
-  }
-  const keysUnder = async (prefix: string): Promise<string[]> => {
-    const out = await env.s3Client.send(new ListObjectsV2Command({ Bucket: env.bucket, Prefix: prefix }));
-    return (out.Contents ?? []).map((o) => o.Key!).sort();
-  };
+  const drop = (remote: string, body: string | Buffer, ageSeconds?: number) => env.drop(remote, body, ageSeconds);
+  const keysUnder = (prefix: string) => env.keysUnder(prefix);
   const stream = (folder: string, edit: (pull: NonNullable<BridgeConfigInput["streams"][string]["pull"]>) => void) =>
     env.config((doc) => {
       const pull = doc.streams.psp!.pull!;

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
-import { appendFile, mkdir, readdir, utimes, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, readdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { HeadObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import { HeadObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { PULL_REFUSED, type BridgeConfigInput } from "../../lambda/bridge";
 import { startBridgeEnv, type BridgeEnv } from "../support/bridge-env";
 import { startHttpFaultProxy } from "../support/http-fault-proxy";
@@ -19,18 +19,9 @@ describe("pull: what a partner's folder really holds", () => {
     await env?.close();
   });
 
-  async function drop(remote: string, body: string | Buffer, ageSeconds = 120): Promise<void> {
-    const file = env.local(remote);
-    await mkdir(path.dirname(file), { recursive: true });
-    await writeFile(file, body);
-    const t = new Date(Date.now() - ageSeconds * 1000);
-    await utimes(file, t, t);
-  }
+  const drop = (remote: string, body: string | Buffer, ageSeconds?: number) => env.drop(remote, body, ageSeconds);
 
-  const keysUnder = async (prefix: string): Promise<string[]> => {
-    const out = await env.s3Client.send(new ListObjectsV2Command({ Bucket: env.bucket, Prefix: prefix }));
-    return (out.Contents ?? []).map((o) => o.Key!).sort();
-  };
+  const keysUnder = (prefix: string) => env.keysUnder(prefix);
 
   const streamOn = (folder: string, edit?: (pull: NonNullable<BridgeConfigInput["streams"][string]["pull"]>) => void) =>
     env.config((doc) => {

@@ -1,8 +1,8 @@
-import { mkdtemp, mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, mkdir, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { S3Client } from "@aws-sdk/client-s3";
-import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
 import {
   createBridge,
   createCredentialResolver,
@@ -37,6 +37,10 @@ export interface BridgeEnv {
   logger: Logger;
   put(key: string, body: string | Buffer): Promise<void>;
   get(key: string): Promise<Buffer | undefined>;
+  /** A partner's file on the SFTP server, dated `ageSeconds` back (old enough for any minAgeSeconds by default). */
+  drop(remote: string, body: string | Buffer, ageSeconds?: number): Promise<void>;
+  /** The keys under a prefix of the bucket, sorted. */
+  keysUnder(prefix: string): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -106,6 +110,17 @@ export async function startBridgeEnv(bucket = "bridge-it"): Promise<BridgeEnv> {
     },
     async put(key, body) {
       await s3Client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
+    },
+    async drop(remote, body, ageSeconds = 120) {
+      const file = path.join(sftpRoot, remote);
+      await mkdir(path.dirname(file), { recursive: true });
+      await writeFile(file, body);
+      const t = new Date(Date.now() - ageSeconds * 1000);
+      await utimes(file, t, t);
+    },
+    async keysUnder(prefix) {
+      const out = await s3Client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
+      return (out.Contents ?? []).map((o) => o.Key as string).sort();
     },
     async get(key) {
       try {
