@@ -105,6 +105,17 @@ async function pullStream(ctx: EngineContext, stream: string, options: PullOptio
  */
 export const PULL_REFUSED = "pull left a file on the server: it needs an operator";
 
+/**
+ * How recent a modification must be for a file to be watched for stableCheckMs: minAgeSeconds plus five minutes. A
+ * file a partner is still writing has a fresh mtime, unless the partner's clock is behind ours; five minutes covers
+ * such skew well beyond what time sync allows, and spares the watch (and its wait) for the usual file that has sat
+ * in the folder since the last run.
+ */
+function recentMs(pullConfig: PullConfig): number {
+  return pullConfig.minAgeSeconds * 1000 + STABLE_WATCH_MARGIN_MS;
+}
+const STABLE_WATCH_MARGIN_MS = 5 * 60 * 1000;
+
 /** What every file of one stream's pull shares. */
 interface PullBatch {
   ctx: EngineContext;
@@ -203,7 +214,12 @@ async function pullOne(batch: PullBatch, { file, relative }: Candidate): Promise
     // together: an aborted upload also closes the remote handle, and a read error reaches the upload.
     const body = pipeline(
       active.read(file.path, file.size, {
-        unchanged: { size: file.size, mtimeMs: file.mtimeMs, notBefore: batch.stableUntil },
+        unchanged: {
+          size: file.size,
+          mtimeMs: file.mtimeMs,
+          // Watched for stableCheckMs only when modified lately (by our clock); long-quiet files are checked once read.
+          notBefore: ctx.clock() - file.mtimeMs < recentMs(pullConfig) ? batch.stableUntil : undefined,
+        },
       }),
       new HashTap(hash),
       () => undefined,

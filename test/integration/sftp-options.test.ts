@@ -246,9 +246,9 @@ describe("SFTP endpoint options on the embedded server", () => {
     // Credit goes back in steps as the data arrives, so the window stays near what was granted, far above 2 MiB.
     expect(await pullOnce()).toBeGreaterThan(12 * 1024 * KiB);
     expect(await pullOnce(4 * 1024 * KiB)).toBeLessThanOrEqual(4 * 1024 * KiB);
-    // A distant server (every answer 15 ms late): up to three quarters of the window in flight, so a round trip
+    // A distant server (every answer 40 ms late): up to three quarters of the window in flight, so a round trip
     // carries 12 MiB instead of 4.
-    env.sftp.faults.delayMs = 15;
+    env.sftp.faults.delayMs = 40;
     try {
       await pullOnce();
     } finally {
