@@ -102156,8 +102156,8 @@ var pullSchema = external_exports.strictObject({
   /**
    * A file must keep the size and mtime it was listed with for at least this many ms, and until it has been read;
    * one that changes is skipped as still being written, whatever its mtime says (a partner's clock may be behind
-   * ours), and nothing of it reaches S3. The wait overlaps the transfers: it costs a run at most this much. 0 = only
-   * the look once read.
+   * ours), and nothing of it reaches S3. Applies to files modified within minAgeSeconds + 5 minutes (by our clock);
+   * older ones are checked once read, without waiting. 0 = only the look once read.
    */
   stableCheckMs: external_exports.number().int().nonnegative().default(2e3),
   /**
