@@ -52,6 +52,8 @@ export interface SftpFaults {
   statSizeOffset?: number;
   /** Wait this long before handling each SFTP request (a slow or distant server). */
   delayMs?: number;
+  /** READ answers carry their first byte flipped: a server (or disk) that corrupts what it serves. */
+  corruptReads?: boolean;
 }
 
 export interface EmbeddedSftpOptions {
@@ -770,6 +772,7 @@ class SftpSession {
       if (this.dropAfter(file, bytesRead)) return;
       const window = (this.sftp as unknown as { outgoing?: { window?: number } }).outgoing?.window;
       if (typeof window === "number") this.ctx.sawClientWindow(window);
+      if (this.ctx.faults.corruptReads && bytesRead > 0) buffer[0] = (buffer[0] as number) ^ 0xff;
       this.sftp.data(reqid, bytesRead === wanted ? buffer : buffer.subarray(0, bytesRead));
     });
   }

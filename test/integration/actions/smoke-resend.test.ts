@@ -162,6 +162,34 @@ describe("smoke-test and resend actions against the local stack", () => {
     expect(await smokeLeftovers()).toEqual([]);
   });
 
+  it("smoke test fails when the file on the SFTP side is not the bytes put in S3", async () => {
+    // The bridge writes intact bytes; the server then serves them with a byte flipped. Only the hash check can see it.
+    stack.sftp.faults.corruptReads = true;
+    let run;
+    try {
+      run = await runAction(
+        "smoke-test",
+        {
+          "function-name": "bridge",
+          config: stack.configPath,
+          stream: "demo",
+          directions: "push",
+          "push-trigger": "invoke",
+          "timeout-seconds": "20",
+        },
+        env(),
+      );
+    } finally {
+      stack.sftp.faults.corruptReads = false;
+    }
+    expect(run.code).not.toBe(0);
+    const steps = JSON.parse(run.outputs.steps!) as { name: string; ok: boolean; detail?: string }[];
+    const hash = steps.find((s) => s.name === "same SHA-256 on SFTP");
+    expect(hash?.ok).toBe(false);
+    expect(hash?.detail).toMatch(/^expected [0-9a-f]{64}, the server holds [0-9a-f]{64}$/);
+    expect(await smokeLeftovers()).toEqual([]);
+  });
+
   it("smoke test in folders of its own on a shared server: makes them, and leaves another stack's smoke file alone", async () => {
     // Two stacks' configs point at one test server, each in its folders (deploy/environments/*.config.yaml:
     // /<stack name>/in and /<stack name>/out). This stack's folders do not exist yet; the other's holds a file its own
