@@ -1,7 +1,7 @@
 import { sleep } from "./concurrency";
 import { BridgeError } from "./errors";
 import type { Logger } from "./logger";
-import type { Receipt, ReceiptStore } from "./receipts";
+import { FIRST_STATE, isClaim, type Receipt, type ReceiptStore } from "./receipts";
 import type { S3Endpoint } from "./s3";
 
 /**
@@ -22,7 +22,6 @@ import type { S3Endpoint } from "./s3";
  * claims existed has no state and reads as delivered.
  */
 
-const STATE = "bridge-state";
 const EXPIRES = "bridge-expires";
 const OWNER = "bridge-owner";
 
@@ -87,7 +86,7 @@ export class ClaimStore {
     if (!head) return { kind: "absent" };
     const meta = head.metadata ?? {};
     const eTag = head.eTag ?? "";
-    if (meta[STATE] === "claimed") {
+    if (isClaim(meta)) {
       const expiresAt = Date.parse(meta[EXPIRES] ?? "");
       // An unreadable expiry cannot keep a version blocked: treat the claim as lapsed.
       return { kind: "claimed", eTag, expiresAt: Number.isNaN(expiresAt) ? 0 : expiresAt, owner: meta[OWNER] ?? "?" };
@@ -157,7 +156,7 @@ export class ClaimStore {
     );
     const put = await this.endpoint.putConditional(bucket, key, body, {
       ...condition,
-      metadata: { [STATE]: "claimed", [EXPIRES]: expires, [OWNER]: this.owner },
+      metadata: { [FIRST_STATE]: "claimed", [EXPIRES]: expires, [OWNER]: this.owner },
     });
     if (!put.written) return undefined;
     return new PushClaim(this.endpoint, this.receipts, bucket, key, put.eTag ?? "", target);
@@ -185,7 +184,7 @@ export class PushClaim {
     this.settled = true;
     const put = await this.endpoint.putConditional(this.bucket, this.key, JSON.stringify(receipt, null, 2), {
       ifMatch: this.eTag,
-      metadata: { [STATE]: "delivered" },
+      metadata: { [FIRST_STATE]: "delivered" },
     });
     if (put.written) return { uri: `s3://${this.bucket}/${this.key}`, lost: false };
     const uri = await this.receipts.write(receipt, this.target.relative, { first: false });

@@ -270,7 +270,8 @@ async function pushOne(batch: PushBatch, { item, relative }: Routed): Promise<vo
             });
           }
         } else {
-          await ctx.receipts.write(receipt, relative, options.force ? {} : { first: true });
+          // Unclaimed (forced, or no ETag to claim): the store decides whether this is the version's first receipt.
+          await ctx.receipts.write(receipt, relative);
         }
         if (pushConfig.after === "delete") await ctx.s3.delete(item.bucket, item.key, version.versionId);
         report.addMoved({ source, destination, bytes, sha256, durationMs: finished - started, ...ref });
@@ -337,7 +338,7 @@ async function openAndClaim(
     object = await ctx.s3.open(item.bucket, item.key, item.versionId);
   } catch (err) {
     // The object's own error is the news, not the claim's.
-    await early?.then((a) => (a.kind === "claimed" ? a.claim.release() : undefined)).catch(() => undefined);
+    await releaseIfClaimed(early).catch(() => undefined);
     throw err;
   }
   const eTag = unquoteETag(object.eTag);
@@ -347,7 +348,7 @@ async function openAndClaim(
       acquired = await early;
     } else {
       // The object changed since the event (or the event had no ETag): what is sent is what must be claimed.
-      await early?.then((a) => (a.kind === "claimed" ? a.claim.release() : undefined));
+      await releaseIfClaimed(early);
       if (eTag === undefined) return { kind: "claimed", claim: undefined, object };
       acquired = await ctx.claims.acquire(target(eTag), timing);
     }
@@ -374,6 +375,11 @@ async function openAndClaim(
     object.body.destroy();
     throw err;
   }
+}
+
+async function releaseIfClaimed(acquiring: Promise<Acquired> | undefined): Promise<void> {
+  const acquired = await acquiring;
+  if (acquired?.kind === "claimed") await acquired.claim.release();
 }
 
 /** Claims outlive the run's end by this much: clocks of different hosts disagree a little. */

@@ -56,6 +56,16 @@ function pathPart(relative: string): string {
     : relative;
 }
 
+/**
+ * The metadata field that tells a claim (claims.ts: a delivery under way) from the receipt that replaces it at the
+ * same key. A receipt has no such field, or "delivered".
+ */
+export const FIRST_STATE = "bridge-state";
+
+export function isClaim(metadata: Record<string, string> | undefined): boolean {
+  return metadata?.[FIRST_STATE] === "claimed";
+}
+
 /** The receipt of an object version's first delivery; its key is known in advance, so checking for it is a HEAD. */
 const FIRST = "first.json";
 
@@ -100,9 +110,7 @@ export class ReceiptStore {
     const key = this.firstReceiptKey(stream, relative, eTag);
     try {
       const head = await this.endpoint.head(bucket, key);
-      // A claim (held or released) at that key is not a delivery.
-      const state = head?.metadata?.["bridge-state"];
-      return head !== undefined && (state === undefined || state === "delivered");
+      return head !== undefined && !isClaim(head.metadata);
     } catch (err) {
       throw new S3Error(
         "S3_OPERATION_FAILED",

@@ -157,7 +157,7 @@ export class S3Endpoint {
 
   /**
    * A small text object. With `ifAbsent`, only if no object has the key (S3's conditional write): resolves false,
-   * writing nothing, when one does. (s3rver ignores the condition and overwrites.)
+   * writing nothing, when one does.
    */
   async putText(
     bucket: string,
@@ -166,23 +166,7 @@ export class S3Endpoint {
     contentType = "application/json",
     options: { ifAbsent?: boolean } = {},
   ): Promise<boolean> {
-    try {
-      await this.client.send(
-        new PutObjectCommand({
-          Bucket: bucket,
-          Key: key,
-          Body: body,
-          ContentType: contentType,
-          ...(options.ifAbsent ? { IfNoneMatch: "*" } : {}),
-        }),
-      );
-      return true;
-    } catch (err) {
-      const status = httpStatusOf(err);
-      // 412: an object is there; 409: a concurrent conditional write of the same key won.
-      if (options.ifAbsent && (status === 412 || status === 409)) return false;
-      throw s3Error("PutObject", bucket, key, err);
-    }
+    return (await this.putConditional(bucket, key, body, { ...options, contentType })).written;
   }
 
   /**

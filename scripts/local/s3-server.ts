@@ -18,8 +18,8 @@ export interface LocalS3 {
    * Returns a function that removes the listener.
    */
   onEvent(listener: (record: S3EventRecord) => void): () => void;
-  /** A new client for this server; the caller owns it (destroy() when done). */
-  client(): S3Client;
+  /** A new client for this server, or for a proxy in front of it (`via`); the caller owns it (destroy() when done). */
+  client(via?: string): S3Client;
   createBucket(name: string): Promise<void>;
   /** Stops the server; resolves once the child process has exited. Objects stay in `directory`. */
   close(): Promise<void>;
@@ -114,9 +114,9 @@ function makeLocalS3(
   exited: Promise<void>,
 ): LocalS3 {
   const endpoint = `http://127.0.0.1:${port}`;
-  const client = () =>
+  const client = (via?: string) =>
     new S3Client({
-      endpoint,
+      endpoint: via ?? endpoint,
       region: REGION,
       credentials: CREDENTIALS,
       // `localhost` or virtual-host style would send requests to bucket.127.0.0.1.

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { appendFile, mkdir, readdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { HeadObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { HeadObjectCommand } from "@aws-sdk/client-s3";
 import { PULL_REFUSED, type BridgeConfigInput } from "../../lambda/bridge";
 import { startBridgeEnv, type BridgeEnv } from "../support/bridge-env";
 import { startHttpFaultProxy } from "../support/http-fault-proxy";
@@ -143,13 +143,7 @@ describe("pull: what a partner's folder really holds", () => {
       (method === "PUT" || method === "POST") && path.includes("/psp/VERSIONED/")
         ? { "x-amz-version-id": `v${++n}.tUd9ZQwXbc` }
         : undefined;
-    const client = new S3Client({
-      endpoint: proxy.endpoint,
-      region: env.s3.region,
-      credentials: env.s3.credentials,
-      forcePathStyle: true,
-      requestChecksumCalculation: "WHEN_REQUIRED",
-    });
+    const client = env.s3.client(proxy.endpoint);
     try {
       await drop("/VERSIONED/v.csv", "versioned");
       const report = await env.bridge(streamOn("VERSIONED"), { s3: client }).pull(["psp"]);

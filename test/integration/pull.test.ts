@@ -2,7 +2,6 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { appendFile, mkdir, readdir, utimes, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { S3Client } from "@aws-sdk/client-s3";
 import { connectSftp, type RunReport, type SftpConnector } from "../../lambda/bridge";
 import { startBridgeEnv, type BridgeEnv } from "../support/bridge-env";
 import { startHttpFaultProxy } from "../support/http-fault-proxy";
@@ -296,13 +295,7 @@ describe("pull verification: S3's own answer, or a HEAD", () => {
       if (method === "HEAD") return { "content-length": "3" };
       return undefined;
     };
-    const client = new S3Client({
-      endpoint: proxy.endpoint,
-      region: env.s3.region,
-      credentials: env.s3.credentials,
-      forcePathStyle: true,
-      requestChecksumCalculation: "WHEN_REQUIRED",
-    });
+    const client = env.s3.client(proxy.endpoint);
     try {
       await mkdir(env.local("/OUT"), { recursive: true });
       await writeFile(env.local("/OUT/etag.csv"), "e,t,a,g\n");
