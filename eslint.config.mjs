@@ -40,4 +40,22 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // The CLI, local stack, bench and packaging run outside jest; what tests share with them lives under scripts/.
+    files: ["scripts/**"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              group: ["**/test", "**/test/*"],
+              message:
+                "Scripts must not import test code; move the shared helper under scripts/ (e.g. scripts/interop).",
+            },
+          ],
+        },
+      ],
+    },
+  },
 );

@@ -28,9 +28,9 @@ import {
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { startLocalS3, type LocalS3 } from "../local/s3-server";
-import { startProftpd } from "../../test/support/proftpd";
-import { startSshd, type Sshd } from "../../test/support/sshd";
-import { s3Remote, sftpRemote, type RcloneRemote } from "../../test/support/rclone";
+import { startProftpd } from "../interop/proftpd";
+import { startSshd, type Sshd } from "../interop/sshd";
+import { s3Remote, sftpRemote, type RcloneRemote } from "../interop/rclone";
 import { spawnLatencyProxy, type SpawnedLatencyProxy } from "./latency-proxy";
 
 export const BUCKET = "bench";

@@ -24,7 +24,7 @@ import { parseArgs } from "node:util";
 import { build } from "esbuild";
 import { nativeAddons, ROOT, SSH2_NATIVE } from "../package";
 import { generateUserKey, startSftpServer } from "../local/sftp-server";
-import { startSshd } from "../../test/support/sshd";
+import { startSshd } from "../interop/sshd";
 
 const run = promisify(execFile);
 const CIPHERS = ["aes128-gcm@openssh.com", "aes128-ctr", "chacha20-poly1305@openssh.com"];

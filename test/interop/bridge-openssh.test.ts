@@ -1,4 +1,4 @@
-import { startSshd } from "../support/sshd";
+import { startSshd } from "../../scripts/interop/sshd";
 import { describeBridgeInterop } from "./scenarios";
 
 /**

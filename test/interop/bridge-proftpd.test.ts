@@ -1,4 +1,4 @@
-import { startProftpd } from "../support/proftpd";
+import { startProftpd } from "../../scripts/interop/proftpd";
 import { describeBridgeInterop } from "./scenarios";
 
 /**

@@ -17,8 +17,8 @@ import {
   rcloneHashsum,
   s3Remote,
   sftpRemote,
-} from "../support/rclone";
-import { type Sshd, pathExists, processIsRunning, sha256Fingerprint, startSshd } from "../support/sshd";
+} from "../../scripts/interop/rclone";
+import { type Sshd, pathExists, processIsRunning, sha256Fingerprint, startSshd } from "../../scripts/interop/sshd";
 
 jest.setTimeout(120_000);
 

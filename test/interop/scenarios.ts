@@ -18,8 +18,8 @@ import {
   type BridgeConfigInput,
 } from "../../lambda/bridge";
 import { startLocalS3, type LocalS3 } from "../../scripts/local/s3-server";
-import { rcloneCat, rcloneHashsum, s3Remote, sftpRemote, type RcloneRemote } from "../support/rclone";
-import { sha256Fingerprint, type Sshd } from "../support/sshd";
+import { rcloneCat, rcloneHashsum, s3Remote, sftpRemote, type RcloneRemote } from "../../scripts/interop/rclone";
+import { sha256Fingerprint, type Sshd } from "../../scripts/interop/sshd";
 
 /** What a scenario needs from a server: the handle `startSshd()` returns, which `startProftpd()` returns too. */
 export type InteropServer = Sshd;

@@ -1,5 +1,5 @@
 // A real OpenSSH sshd (Debian's openssh-server) on loopback, serving only internal-sftp to a dedicated user in a
-// chroot, with host and user keys made per run. Interop tests use it as the "partner" SFTP server.
+// chroot, with host and user keys made per run. Interop tests and benchmarks use it as the "partner" SFTP server.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, openSync, closeSync, readFileSync, readdirSync } from "node:fs";
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
@@ -134,7 +134,7 @@ function sshdConfig(o: {
   jail: string;
   username: string;
 }): string {
-  return `# Written per test run by test/support/sshd.ts.
+  return `# Written per run by scripts/interop/sshd.ts.
 Port ${o.port}
 ListenAddress 127.0.0.1
 HostKey ${o.hostKey}

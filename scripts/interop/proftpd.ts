@@ -1,7 +1,7 @@
 // A real ProFTPD with mod_sftp (Debian's proftpd-core + proftpd-mod-crypto) on loopback: the second partner server
-// implementation for the interop tests, next to OpenSSH (./sshd.ts). Same handle shape as `Sshd`, so a scenario can
-// take either. Its own config, keys, pid file, scoreboard and logs live in a per-run directory; the system-wide
-// /etc/proftpd and the packaged service are never touched.
+// implementation for the interop tests and benchmarks, next to OpenSSH (./sshd.ts). Same handle shape as `Sshd`, so a
+// scenario can take either. Its own config, keys, pid file, scoreboard and logs live in a per-run directory; the
+// system-wide /etc/proftpd and the packaged service are never touched.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { closeSync, existsSync, openSync } from "node:fs";
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -152,7 +152,7 @@ function proftpdConfig(o: {
   username: string;
   posixRename: boolean;
 }): string {
-  return `# Written per test run by test/support/proftpd.ts. Only mod_sftp is loaded from the package's modules; the
+  return `# Written per run by scripts/interop/proftpd.ts. Only mod_sftp is loaded from the package's modules; the
 # server's one listener speaks SSH (SFTPEngine on in the main server), so there is no FTP port at all.
 ModulePath /usr/lib/proftpd
 LoadModule mod_sftp.c

@@ -1,5 +1,6 @@
-// What the interop tests' real SFTP daemons (./sshd.ts, ./proftpd.ts) share: system users, free ports, waiting for
-// an SSH banner, log files and the /proc bookkeeping that makes sure a stopped daemon left no session behind.
+// What the real SFTP daemons behind the interop tests and benchmarks (./sshd.ts, ./proftpd.ts) share: system users,
+// free ports, waiting for an SSH banner, log files and the /proc bookkeeping that makes sure a stopped daemon left no
+// session behind.
 import { execFile } from "node:child_process";
 import { readFileSync, readdirSync } from "node:fs";
 import net from "node:net";
