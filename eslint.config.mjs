@@ -17,7 +17,31 @@ export default tseslint.config(
     rules: { "@typescript-eslint/no-require-imports": "off" },
   },
   {
-    // The engine is a plain library: adapters depend on it, never the reverse (DESIGN.md section 1).
+    // The AWS wiring the Lambda function and the CLI share: neither adapter may reach the other through it.
+    files: ["lambda/bridge-runtime.ts", "lambda/event-sinks.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            { group: ["aws-lambda", "@types/aws-lambda"], message: "The shared wiring must not know about Lambda." },
+            { group: ["@aws-lambda-powertools/*"], message: "Powertools belongs to the Lambda handler." },
+            { group: ["@actions/*"], message: "The shared wiring must not know about GitHub Actions." },
+            {
+              group: ["./handler", "./env", "./events", "../scripts/*", "../actions/*"],
+              message: "Adapters depend on the shared wiring, never the reverse.",
+            },
+          ],
+        },
+      ],
+      "no-restricted-properties": [
+        "error",
+        { object: "process", property: "env", message: "Each adapter reads its own settings and passes them in." },
+      ],
+    },
+  },
+  {
+    // The engine is a plain library: adapters depend on it, never the reverse.
     files: ["lambda/bridge/**/*.ts"],
     rules: {
       "no-restricted-imports": [
@@ -28,7 +52,7 @@ export default tseslint.config(
             { group: ["@actions/*"], message: "The engine must not know about GitHub Actions." },
             { group: ["@aws-lambda-powertools/*"], message: "Inject a Logger/MetricsSink instead." },
             {
-              group: ["../handler", "../env", "../../scripts/*", "../../actions/*"],
+              group: ["../handler", "../env", "../bridge-runtime", "../../scripts/*", "../../actions/*"],
               message: "Data flows engine <- adapters.",
             },
           ],

@@ -1,3 +1,5 @@
+import type { RuntimeOptions } from "./bridge-runtime";
+
 /**
  * The Lambda function's environment contract: every name the function reads from `process.env` (Powertools and the
  * AWS SDK read their own standard variables too, and the handler names the service for Powertools). The bridge template
@@ -70,5 +72,17 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): HandlerEnv {
     allowFileCredentials: env[ENV.allowFileCredentials] === "true",
     eventBus: env[ENV.eventBus] || undefined,
     eventsFile: env[LOCAL_ENV.eventsFile] || undefined,
+  };
+}
+
+/** The function's settings for the shared AWS wiring; a receipts override names its variable in config errors. */
+export function runtimeOptions(env: HandlerEnv): RuntimeOptions {
+  return {
+    configLocation: env.configLocation,
+    cacheTtlMs: env.cacheTtlMs,
+    allowFileCredentials: env.allowFileCredentials,
+    receiptsPrefix: env.receiptsPrefix ? { value: env.receiptsPrefix, from: ENV.receiptsPrefix } : undefined,
+    eventsFile: env.eventsFile,
+    eventBus: env.eventBus,
   };
 }

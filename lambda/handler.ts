@@ -2,9 +2,9 @@ import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
 import type { Context, SQSBatchResponse } from "aws-lambda";
 import { createBridge, reportMetrics, type Logger as EngineLogger, type MetricName, type RunReport } from "./bridge";
-import { readEnv } from "./env";
+import { createBridgeRuntime, type BridgeRuntime } from "./bridge-runtime";
+import { readEnv, runtimeOptions } from "./env";
 import { classify, type Work } from "./events";
-import { createRuntime, type Runtime } from "./runtime";
 
 /**
  * The Lambda adapter: classify the event, run the engine, log and measure the report, and answer in the shape the
@@ -13,7 +13,7 @@ import { createRuntime, type Runtime } from "./runtime";
 
 const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? "s3-sftp-bridge" });
 const metrics = new Metrics({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? "s3-sftp-bridge" });
-let runtime: Runtime | undefined;
+let runtime: BridgeRuntime | undefined;
 
 // Powertools takes extra fields as optional rest arguments; the engine's Logger passes one object or none.
 const engineLogger: EngineLogger = {
@@ -47,7 +47,7 @@ export type HandlerResult = RunReport | SQSBatchResponse | { ignored: string };
 export async function handler(event: unknown, context: Context): Promise<HandlerResult> {
   logger.addContext(context);
   const env = readEnv();
-  runtime ??= createRuntime(env);
+  runtime ??= createBridgeRuntime(runtimeOptions(env));
   const work: Work = classify(event);
   if (work.kind === "ignore") {
     logger.info("event ignored", { reason: work.reason });

@@ -10,7 +10,7 @@ import {
   type LogFields,
   type Logger,
 } from "../../lambda/bridge";
-import { createRuntime, type Runtime } from "../../lambda/runtime";
+import { createBridgeRuntime, type BridgeRuntime } from "../../lambda/bridge-runtime";
 
 export interface Io {
   out(line: string): void;
@@ -86,16 +86,16 @@ export function configLocation(globals: Globals, io: Io): string {
 }
 
 /**
- * The Lambda's own runtime (SDK clients from the standard AWS variables, AWS_ENDPOINT_URL_S3 and friends), except
+ * The function's own wiring (SDK clients from the standard AWS variables, AWS_ENDPOINT_URL_S3 and friends), except
  * that the CLI accepts `credentials: { file: ... }` and never caches.
  */
-export function cliRuntime(location: string): Runtime {
-  return createRuntime({ configLocation: location, cacheTtlMs: 0, deadlineMarginMs: 0, allowFileCredentials: true });
+export function cliRuntime(location: string): BridgeRuntime {
+  return createBridgeRuntime({ configLocation: location, cacheTtlMs: 0, allowFileCredentials: true });
 }
 
 export interface Opened {
   location: string;
-  runtime: Runtime;
+  runtime: BridgeRuntime;
   config: BridgeConfig;
 }
 

@@ -3,13 +3,13 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { stringify } from "yaml";
 import { ConfigError } from "../../lambda/bridge/errors";
-import type { HandlerEnv } from "../../lambda/env";
-import { createRuntime } from "../../lambda/runtime";
+import { createBridgeRuntime } from "../../lambda/bridge-runtime";
+import { runtimeOptions, type HandlerEnv } from "../../lambda/env";
 
 const KEY = "SHA256:pUlCyONl83hPOLjUN/nXCCkNtgc4sAzc+5NMMtG+l/M";
 
-/** The Lambda runtime loading a config file with BRIDGE_RECEIPTS_PREFIX set: the override meets the file's rules. */
-describe("createRuntime: the BRIDGE_RECEIPTS_PREFIX override", () => {
+/** The Lambda's runtime loading a config file with BRIDGE_RECEIPTS_PREFIX set: the override meets the file's rules. */
+describe("createBridgeRuntime(runtimeOptions(env)): the BRIDGE_RECEIPTS_PREFIX override", () => {
   let dir: string;
   let configLocation: string;
 
@@ -40,7 +40,7 @@ describe("createRuntime: the BRIDGE_RECEIPTS_PREFIX override", () => {
       allowFileCredentials: false,
       receiptsPrefix,
     };
-    return createRuntime(env);
+    return createBridgeRuntime(runtimeOptions(env));
   };
 
   async function configError(receiptsPrefix: string): Promise<ConfigError> {
