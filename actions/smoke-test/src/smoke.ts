@@ -83,210 +83,285 @@ const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("h
 class StepFailed extends Error {}
 
 export async function runSmokeTest(target: SmokeTarget, deps: SmokeDeps, options: SmokeOptions): Promise<SmokeResult> {
-  const clock = deps.clock ?? Date.now;
-  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
-  const runId =
-    deps.runId ??
-    `${new Date(clock()).toISOString().replace(/[-:.]/g, "").slice(0, 15)}Z-${randomBytes(4).toString("hex")}`;
-  const steps: SmokeStep[] = [];
-  const cleanups: { what: string; run: () => Promise<string> }[] = [];
-  const cleanup: CleanupItem[] = [];
-  let failure: string | undefined;
+  const run = new SmokeRun(target, deps, options);
+  try {
+    if (options.directions.includes("push")) await run.roundTrip("push", (step) => pushRoundTrip(run, step));
+    if (options.directions.includes("pull")) await run.roundTrip("pull", (step) => pullRoundTrip(run, step));
+  } finally {
+    // Always, whatever failed: a smoke test must not leave test files for the partner or the next run.
+    await run.cleanUp();
+  }
+  return run.result();
+}
 
-  const roundTrip = async (direction: Direction, body: (step: StepRecorder) => Promise<void>) => {
-    const started = clock();
-    const step: StepRecorder = (name, ok, detail) => {
-      steps.push({ direction, name, ok, latencyMs: clock() - started, detail });
-      deps.logger[ok ? "info" : "warn"](`smoke ${direction}: ${name}: ${ok ? "ok" : "FAILED"}`, { detail });
-      if (!ok) throw new StepFailed(`${direction} round trip failed at "${name}": ${detail}`);
-    };
+/** One smoke test's state: the steps recorded so far, the first failure, and what to remove at the end. */
+class SmokeRun {
+  readonly clock: () => number;
+  readonly sleep: (ms: number) => Promise<void>;
+  readonly runId: string;
+  private readonly steps: SmokeStep[] = [];
+  private readonly cleanups: { what: string; run: () => Promise<string> }[] = [];
+  private readonly cleanup: CleanupItem[] = [];
+  private failure: string | undefined;
+
+  constructor(
+    readonly target: SmokeTarget,
+    readonly deps: SmokeDeps,
+    readonly options: SmokeOptions,
+  ) {
+    this.clock = deps.clock ?? Date.now;
+    this.sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+    this.runId =
+      deps.runId ??
+      `${new Date(this.clock()).toISOString().replace(/[-:.]/g, "").slice(0, 15)}Z-${randomBytes(4).toString("hex")}`;
+  }
+
+  /** Runs one direction; its first failed step (or error) ends it and becomes the run's failure if none came before. */
+  async roundTrip(direction: Direction, body: (step: StepRecorder) => Promise<void>): Promise<void> {
+    const started = this.clock();
     try {
-      await body(step);
+      await body(this.recorder(direction, started));
     } catch (err) {
       const message = err instanceof StepFailed ? err.message : `${direction} round trip failed: ${errorMessage(err)}`;
       if (!(err instanceof StepFailed)) {
-        steps.push({ direction, name: "error", ok: false, latencyMs: clock() - started, detail: errorMessage(err) });
+        this.steps.push({
+          direction,
+          name: "error",
+          ok: false,
+          latencyMs: this.clock() - started,
+          detail: errorMessage(err),
+        });
       }
-      failure ??= message;
+      this.failure ??= message;
     }
-  };
+  }
+
+  private recorder(direction: Direction, started: number): StepRecorder {
+    return (name, ok, detail) => {
+      this.steps.push({ direction, name, ok, latencyMs: this.clock() - started, detail });
+      this.deps.logger[ok ? "info" : "warn"](`smoke ${direction}: ${name}: ${ok ? "ok" : "FAILED"}`, { detail });
+      if (!ok) throw new StepFailed(`${direction} round trip failed at "${name}": ${detail}`);
+    };
+  }
+
+  /** Registered before the file is made, so a round trip that fails halfway still has it removed. */
+  removeLater(what: string, run: () => Promise<string>): void {
+    this.cleanups.push({ what, run });
+  }
+
+  async cleanUp(): Promise<void> {
+    for (const item of this.cleanups) {
+      try {
+        this.cleanup.push({ what: item.what, ok: true, detail: await item.run() });
+      } catch (err) {
+        this.cleanup.push({ what: item.what, ok: false, detail: errorMessage(err) });
+        this.deps.logger.warn(`smoke cleanup: could not remove ${item.what}`, { error: errorMessage(err) });
+      }
+    }
+  }
+
+  result(): SmokeResult {
+    const { runId, steps, cleanup, failure } = this;
+    return { ok: failure === undefined && steps.every((s) => s.ok), runId, steps, cleanup, failure };
+  }
 
   // Polls until `probe` returns a value or the round trip's time is up (undefined then).
-  const waitFor = async <T>(started: number, probe: () => Promise<T | undefined>): Promise<T | undefined> => {
+  async waitFor<T>(started: number, probe: () => Promise<T | undefined>): Promise<T | undefined> {
+    const { timeoutMs, pollMs } = this.options;
     for (;;) {
       const found = await probe();
       if (found !== undefined) return found;
-      if (clock() - started >= options.timeoutMs) return undefined;
-      await sleep(Math.min(options.pollMs, Math.max(0, options.timeoutMs - (clock() - started))));
+      if (this.clock() - started >= timeoutMs) return undefined;
+      await this.sleep(Math.min(pollMs, Math.max(0, timeoutMs - (this.clock() - started))));
     }
-  };
+  }
 
-  const readRemote = async (path: string): Promise<Buffer> => {
-    const sftp = await deps.sftp();
+  async readRemote(path: string): Promise<Buffer> {
+    const sftp = await this.deps.sftp();
     const info = await sftp.stat(path);
-    if (!info) throw new ActionError("SMOKE_REMOTE_MISSING", `${target.sftpLabel}${path} is not there`);
+    if (!info) throw new ActionError("SMOKE_REMOTE_MISSING", `${this.target.sftpLabel}${path} is not there`);
     const chunks: Buffer[] = [];
     for await (const chunk of sftp.read(path, info.size)) chunks.push(Buffer.from(chunk as Uint8Array));
     return Buffer.concat(chunks);
-  };
+  }
 
-  const readObject = async (key: string): Promise<Buffer | undefined> => {
+  async readObject(key: string): Promise<Buffer | undefined> {
     try {
-      const out = await deps.s3.send(new GetObjectCommand({ Bucket: target.bucket, Key: key }));
+      const out = await this.deps.s3.send(new GetObjectCommand({ Bucket: this.target.bucket, Key: key }));
       return Buffer.from(await out.Body!.transformToByteArray());
     } catch (err) {
       const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
       if (e.name === "NoSuchKey" || e.$metadata?.httpStatusCode === 404) return undefined;
       throw err;
     }
-  };
-
-  try {
-    if (options.directions.includes("push")) {
-      await roundTrip("push", async (step) => {
-        const push = target.push;
-        if (!push) return step("stream has a push section", false, `stream ${target.stream} has no push section`);
-        const name = smokeName(runId, "push", push.patterns);
-        const key = push.source + name;
-        const remote = posix.join(push.to, name);
-        const body = content(runId, "push");
-        const started = clock();
-        cleanups.push({ what: `s3://${target.bucket}/${key}`, run: () => deleteObject(deps.s3, target.bucket, key) });
-        cleanups.push({ what: `${target.sftpLabel}${remote}`, run: () => removeRemote(deps, remote) });
-        await deps.s3.send(new PutObjectCommand({ Bucket: target.bucket, Key: key, Body: body }));
-        step("put object in the push source", true, `s3://${target.bucket}/${key} (${body.length} bytes)`);
-
-        if (options.pushTrigger === "invoke") {
-          const report = await deps.invoke({ action: "push", keys: [`s3://${target.bucket}/${key}`] });
-          const outcome = fileOutcome(report, "push", `s3://${target.bucket}/${key}`);
-          step("invoke push", outcome.moved, outcome.detail);
-        }
-        const seen = await waitFor(started, async () => {
-          const info = await (await deps.sftp()).stat(remote);
-          return info && info.size === body.length ? info : undefined;
-        });
-        if (!seen) {
-          const why = await explainMissingPush(deps, target, key, remote, options);
-          return step(
-            "file arrives on SFTP",
-            false,
-            `${target.sftpLabel}${remote} did not appear within ${Math.round(options.timeoutMs / 1000)} s; ${why}`,
-          );
-        }
-        step("file arrives on SFTP", true, `${target.sftpLabel}${remote}`);
-        const got = sha256(await readRemote(remote));
-        step(
-          "same SHA-256 on SFTP",
-          got === sha256(body),
-          got === sha256(body) ? got : `expected ${sha256(body)}, the server holds ${got}`,
-        );
-      });
-    }
-
-    if (options.directions.includes("pull")) {
-      await roundTrip("pull", async (step) => {
-        const pull = target.pull;
-        if (!pull) return step("stream has a pull section", false, `stream ${target.stream} has no pull section`);
-        const name = smokeName(runId, "pull", pull.patterns);
-        const source = posix.join(pull.from, name);
-        const key = pull.dest + name;
-        const archived = pull.doneDir ? posix.join(pull.doneDir, name) : undefined;
-        const body = content(runId, "pull");
-        const started = clock();
-        cleanups.push({ what: `${target.sftpLabel}${source}`, run: () => removeRemote(deps, source) });
-        if (archived)
-          cleanups.push({ what: `${target.sftpLabel}${archived}`, run: () => removeRemote(deps, archived) });
-        cleanups.push({ what: `s3://${target.bucket}/${key}`, run: () => deleteObject(deps.s3, target.bucket, key) });
-        const sftp = await deps.sftp();
-        // Atomic: the bridge skips temporary names, so it never sees the file half-written. The folder is made when
-        // missing: a new stack's own folder on a shared test server exists only once something was put there.
-        await sftp.write(source, Readable.from([body]), {
-          atomic: true,
-          tempSuffix: ".part",
-          expectedSize: body.length,
-          createDirs: true,
-        });
-        step("put file in the pull folder", true, `${target.sftpLabel}${source} (${body.length} bytes)`);
-
-        let last: FileOutcome | undefined;
-        // The bridge leaves files younger than minAgeSeconds (and any beyond maxFiles) for a later run: invoke again
-        // until it takes ours or the time is up.
-        if (pull.minAgeSeconds > 0) {
-          // SFTP times have 1 s resolution; the extra second keeps the first run from finding the file too young.
-          const settle = (pull.minAgeSeconds + 1) * 1000;
-          if (settle >= options.timeoutMs) {
-            return step(
-              "invoke pull",
-              false,
-              `the stream's pull.minAgeSeconds (${pull.minAgeSeconds}) leaves no time within timeout-seconds (${Math.round(options.timeoutMs / 1000)}); raise timeout-seconds`,
-            );
-          }
-          await sleep(settle);
-        }
-        let runs = 0;
-        const outcome = await waitFor(started, async () => {
-          runs++;
-          const report = await deps.invoke({ action: "pull", streams: [target.stream] });
-          const seen = fileOutcome(report, "pull", source);
-          if (seen.moved || seen.failed) return seen;
-          last = seen;
-          // A scheduled run may have taken the file between the put and this invoke: then it is in S3 already.
-          if (seen.detail === NOT_MENTIONED && !(await sftp.stat(source)) && (await readObject(key))) {
-            return { moved: true, failed: false, detail: `s3://${target.bucket}/${key} (taken by another run)` };
-          }
-          return undefined;
-        });
-        if (!outcome) {
-          return step(
-            "invoke pull",
-            false,
-            `the bridge did not take ${source} within ${Math.round(options.timeoutMs / 1000)} s (${runs} runs); the last run: ${last?.detail}`,
-          );
-        }
-        if (outcome.failed) return step("invoke pull", false, outcome.detail);
-        const moved = outcome;
-        step("invoke pull", true, moved.detail);
-
-        const object = await readObject(key);
-        if (!object)
-          return step(
-            "object in S3",
-            false,
-            `s3://${target.bucket}/${key} is not there, though the bridge reported it moved`,
-          );
-        const got = sha256(object);
-        step(
-          "same SHA-256 in S3",
-          got === sha256(body),
-          got === sha256(body) ? `s3://${target.bucket}/${key} ${got}` : `expected ${sha256(body)}, S3 holds ${got}`,
-        );
-
-        const still = await sftp.stat(source);
-        if (still) return step("source archived", false, `${target.sftpLabel}${source} is still in the pull folder`);
-        if (archived) {
-          const done = await sftp.stat(archived);
-          step(
-            "source archived",
-            Boolean(done),
-            done ? `moved to ${archived}` : `not in ${pull.doneDir} (and gone from ${pull.from})`,
-          );
-        } else {
-          step("source archived", true, "deleted (pull.after: delete)");
-        }
-      });
-    }
-  } finally {
-    // Always, whatever failed: a smoke test must not leave test files for the partner or the next run.
-    for (const item of cleanups) {
-      try {
-        cleanup.push({ what: item.what, ok: true, detail: await item.run() });
-      } catch (err) {
-        cleanup.push({ what: item.what, ok: false, detail: errorMessage(err) });
-        deps.logger.warn(`smoke cleanup: could not remove ${item.what}`, { error: errorMessage(err) });
-      }
-    }
   }
-  return { ok: failure === undefined && steps.every((s) => s.ok), runId, steps, cleanup, failure };
+}
+
+/** S3 -> SFTP: an object in the push source must arrive on the SFTP server with the same bytes. */
+async function pushRoundTrip(run: SmokeRun, step: StepRecorder): Promise<void> {
+  const { target, deps, options } = run;
+  const push = target.push;
+  if (!push) return step("stream has a push section", false, `stream ${target.stream} has no push section`);
+  const name = smokeName(run.runId, "push", push.patterns);
+  const key = push.source + name;
+  const remote = posix.join(push.to, name);
+  const body = content(run.runId, "push");
+  const started = run.clock();
+  run.removeLater(`s3://${target.bucket}/${key}`, () => deleteObject(deps.s3, target.bucket, key));
+  run.removeLater(`${target.sftpLabel}${remote}`, () => removeRemote(deps, remote));
+  await deps.s3.send(new PutObjectCommand({ Bucket: target.bucket, Key: key, Body: body }));
+  step("put object in the push source", true, `s3://${target.bucket}/${key} (${body.length} bytes)`);
+
+  if (options.pushTrigger === "invoke") {
+    const report = await deps.invoke({ action: "push", keys: [`s3://${target.bucket}/${key}`] });
+    const outcome = fileOutcome(report, "push", `s3://${target.bucket}/${key}`);
+    step("invoke push", outcome.moved, outcome.detail);
+  }
+  const seen = await run.waitFor(started, async () => {
+    const info = await (await deps.sftp()).stat(remote);
+    return info && info.size === body.length ? info : undefined;
+  });
+  if (!seen) {
+    const why = await explainMissingPush(deps, target, key, remote, options);
+    return step(
+      "file arrives on SFTP",
+      false,
+      `${target.sftpLabel}${remote} did not appear within ${Math.round(options.timeoutMs / 1000)} s; ${why}`,
+    );
+  }
+  step("file arrives on SFTP", true, `${target.sftpLabel}${remote}`);
+  const got = sha256(await run.readRemote(remote));
+  step(
+    "same SHA-256 on SFTP",
+    got === sha256(body),
+    got === sha256(body) ? got : `expected ${sha256(body)}, the server holds ${got}`,
+  );
+}
+
+type PullSection = NonNullable<SmokeTarget["pull"]>;
+
+/** The pull round trip's file: where it is put, where the bridge should put it, where the original should end up. */
+interface PullFile {
+  source: string;
+  key: string;
+  archived?: string;
+  body: Buffer;
+}
+
+/** SFTP -> S3: a file in the pull folder must be taken into S3 with the same bytes, and the original archived. */
+async function pullRoundTrip(run: SmokeRun, step: StepRecorder): Promise<void> {
+  const { target, deps } = run;
+  const pull = target.pull;
+  if (!pull) return step("stream has a pull section", false, `stream ${target.stream} has no pull section`);
+  const name = smokeName(run.runId, "pull", pull.patterns);
+  const file: PullFile = {
+    source: posix.join(pull.from, name),
+    key: pull.dest + name,
+    archived: pull.doneDir ? posix.join(pull.doneDir, name) : undefined,
+    body: content(run.runId, "pull"),
+  };
+  const { source, key, archived, body } = file;
+  const started = run.clock();
+  run.removeLater(`${target.sftpLabel}${source}`, () => removeRemote(deps, source));
+  if (archived) run.removeLater(`${target.sftpLabel}${archived}`, () => removeRemote(deps, archived));
+  run.removeLater(`s3://${target.bucket}/${key}`, () => deleteObject(deps.s3, target.bucket, key));
+  const sftp = await deps.sftp();
+  // Atomic: the bridge skips temporary names, so it never sees the file half-written. The folder is made when
+  // missing: a new stack's own folder on a shared test server exists only once something was put there.
+  await sftp.write(source, Readable.from([body]), {
+    atomic: true,
+    tempSuffix: ".part",
+    expectedSize: body.length,
+    createDirs: true,
+  });
+  step("put file in the pull folder", true, `${target.sftpLabel}${source} (${body.length} bytes)`);
+
+  await invokePullUntilTaken(run, step, pull, file, sftp, started);
+  await checkPulledObject(run, step, file);
+  await checkSourceArchived(run, step, pull, file, sftp);
+}
+
+async function invokePullUntilTaken(
+  run: SmokeRun,
+  step: StepRecorder,
+  pull: PullSection,
+  { source, key }: PullFile,
+  sftp: SftpSession,
+  started: number,
+): Promise<void> {
+  const { target, deps, options } = run;
+  let last: FileOutcome | undefined;
+  // The bridge leaves files younger than minAgeSeconds (and any beyond maxFiles) for a later run: invoke again
+  // until it takes ours or the time is up.
+  if (pull.minAgeSeconds > 0) {
+    // SFTP times have 1 s resolution; the extra second keeps the first run from finding the file too young.
+    const settle = (pull.minAgeSeconds + 1) * 1000;
+    if (settle >= options.timeoutMs) {
+      return step(
+        "invoke pull",
+        false,
+        `the stream's pull.minAgeSeconds (${pull.minAgeSeconds}) leaves no time within timeout-seconds (${Math.round(options.timeoutMs / 1000)}); raise timeout-seconds`,
+      );
+    }
+    await run.sleep(settle);
+  }
+  let runs = 0;
+  const outcome = await run.waitFor(started, async () => {
+    runs++;
+    const report = await deps.invoke({ action: "pull", streams: [target.stream] });
+    const seen = fileOutcome(report, "pull", source);
+    if (seen.moved || seen.failed) return seen;
+    last = seen;
+    // A scheduled run may have taken the file between the put and this invoke: then it is in S3 already.
+    if (seen.detail === NOT_MENTIONED && !(await sftp.stat(source)) && (await run.readObject(key))) {
+      return { moved: true, failed: false, detail: `s3://${target.bucket}/${key} (taken by another run)` };
+    }
+    return undefined;
+  });
+  if (!outcome) {
+    return step(
+      "invoke pull",
+      false,
+      `the bridge did not take ${source} within ${Math.round(options.timeoutMs / 1000)} s (${runs} runs); the last run: ${last?.detail}`,
+    );
+  }
+  if (outcome.failed) return step("invoke pull", false, outcome.detail);
+  step("invoke pull", true, outcome.detail);
+}
+
+async function checkPulledObject(run: SmokeRun, step: StepRecorder, { key, body }: PullFile): Promise<void> {
+  const { bucket } = run.target;
+  const object = await run.readObject(key);
+  if (!object)
+    return step("object in S3", false, `s3://${bucket}/${key} is not there, though the bridge reported it moved`);
+  const got = sha256(object);
+  step(
+    "same SHA-256 in S3",
+    got === sha256(body),
+    got === sha256(body) ? `s3://${bucket}/${key} ${got}` : `expected ${sha256(body)}, S3 holds ${got}`,
+  );
+}
+
+async function checkSourceArchived(
+  run: SmokeRun,
+  step: StepRecorder,
+  pull: PullSection,
+  { source, archived }: PullFile,
+  sftp: SftpSession,
+): Promise<void> {
+  const { sftpLabel } = run.target;
+  const still = await sftp.stat(source);
+  if (still) return step("source archived", false, `${sftpLabel}${source} is still in the pull folder`);
+  if (archived) {
+    const done = await sftp.stat(archived);
+    step(
+      "source archived",
+      Boolean(done),
+      done ? `moved to ${archived}` : `not in ${pull.doneDir} (and gone from ${pull.from})`,
+    );
+  } else {
+    step("source archived", true, "deleted (pull.after: delete)");
+  }
 }
 
 type StepRecorder = (name: string, ok: boolean, detail: string) => void;
