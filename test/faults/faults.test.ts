@@ -5,10 +5,10 @@ import { mkdir, readFile, readdir, utimes, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { DeleteObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { stringify } from "yaml";
-import type { Context } from "aws-lambda";
 import { createBridge, createCredentialResolver, type BridgeConfigInput, type RunReport } from "../../lambda/bridge";
 import { startSftpServer, type EmbeddedSftpServer } from "../../scripts/local/sftp-server";
 import { startBridgeEnv, type BridgeEnv } from "../support/bridge-env";
+import { handlerEnvironment, lambdaContext, loadHandler } from "../support/handler-env";
 import { startFaultProxy, type FaultProxy } from "../support/fault-proxy";
 import { startHttpFaultProxy, type HttpFaultProxy } from "../support/http-fault-proxy";
 import { startLocalAws, type LocalAws } from "../support/local-aws";
@@ -354,31 +354,13 @@ describe("fault suite", () => {
   describe("through the Lambda handler", () => {
     let handler: typeof import("../../lambda/handler").handler;
     const output: string[] = [];
-    const saved = { ...process.env };
-    const context = () =>
-      ({
-        functionName: "bridge",
-        functionVersion: "$LATEST",
-        invokedFunctionArn: "arn:aws:lambda:us-east-1:123456789012:function:bridge",
-        memoryLimitInMB: "512",
-        awsRequestId: randomBytes(6).toString("hex"),
-        getRemainingTimeInMillis: () => 120_000,
-      }) as unknown as Context;
+    let restoreEnv: (() => void) | undefined;
+    const context = () => lambdaContext(randomBytes(6).toString("hex"), 120_000);
 
     beforeAll(async () => {
-      const configPath = path.join(env.dir, "faults.config.yaml");
-      await writeFile(configPath, stringify(env.configDoc()));
-      Object.assign(process.env, {
-        BRIDGE_CONFIG: configPath,
-        BRIDGE_ALLOW_FILE_CREDENTIALS: "true",
-        AWS_ENDPOINT_URL_S3: env.s3.endpoint,
-        AWS_ACCESS_KEY_ID: "S3RVER",
-        AWS_SECRET_ACCESS_KEY: "S3RVER",
-        AWS_REGION: "us-east-1",
-        AWS_REQUEST_CHECKSUM_CALCULATION: "WHEN_REQUIRED",
-      });
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      ({ handler } = require("../../lambda/handler") as typeof import("../../lambda/handler"));
+      ({ handler, restore: restoreEnv } = loadHandler(
+        await handlerEnvironment(env, { configName: "faults.config.yaml" }),
+      ));
     });
     beforeEach(() => {
       for (const stream of [process.stdout, process.stderr]) {
@@ -390,7 +372,7 @@ describe("fault suite", () => {
     });
     afterEach(() => jest.restoreAllMocks());
     afterAll(() => {
-      process.env = saved;
+      restoreEnv?.();
     });
 
     it("a poison message (object deleted before the push) fails each delivery, is never retried in a loop, and ends in the DLQ", async () => {

@@ -1,10 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, readFile, readdir, utimes, writeFile } from "node:fs/promises";
 import path from "node:path";
-import type { Context, S3EventRecord, SQSBatchResponse, SQSEvent } from "aws-lambda";
-import { stringify } from "yaml";
+import type { S3EventRecord, SQSBatchResponse, SQSEvent } from "aws-lambda";
 import type { Receipt } from "../../lambda/bridge";
 import { startBridgeEnv, type BridgeEnv } from "../support/bridge-env";
+import { handlerEnvironment, lambdaContext, loadHandler } from "../support/handler-env";
 
 /**
  * Exactly one delivery per object version when events are duplicated, as S3 and SQS do: the same notification handed
@@ -15,17 +15,9 @@ describe("exactly one delivery per object version", () => {
   let env: BridgeEnv;
   let handler: typeof import("../../lambda/handler").handler;
   const records: S3EventRecord[] = [];
-  const saved = { ...process.env };
+  let restoreEnv: (() => void) | undefined;
 
-  const context = (): Context =>
-    ({
-      functionName: "bridge",
-      functionVersion: "$LATEST",
-      invokedFunctionArn: "arn:aws:lambda:us-east-1:123456789012:function:bridge",
-      memoryLimitInMB: "512",
-      awsRequestId: `req-${randomBytes(4).toString("hex")}`,
-      getRemainingTimeInMillis: () => 60_000,
-    }) as unknown as Context;
+  const context = () => lambdaContext(`req-${randomBytes(4).toString("hex")}`, 60_000);
 
   const sqs = (messages: { id: string; record: S3EventRecord }[]): SQSEvent =>
     ({
@@ -53,24 +45,11 @@ describe("exactly one delivery per object version", () => {
   beforeAll(async () => {
     env = await startBridgeEnv();
     env.s3.onEvent((r) => records.push(r));
-    const configPath = path.join(env.dir, "bridge.config.yaml");
     // A slow partner: each SFTP request waits, so concurrent invocations really overlap on one file.
     env.sftp.faults.delayMs = 20;
-    await writeFile(configPath, stringify(env.configDoc()));
-    Object.assign(process.env, {
-      BRIDGE_CONFIG: configPath,
-      BRIDGE_ALLOW_FILE_CREDENTIALS: "true",
-      BRIDGE_DEADLINE_MARGIN_MS: "5000",
-      AWS_ENDPOINT_URL_S3: env.s3.endpoint,
-      AWS_ACCESS_KEY_ID: "S3RVER",
-      AWS_SECRET_ACCESS_KEY: "S3RVER",
-      AWS_REGION: "us-east-1",
-      AWS_REQUEST_CHECKSUM_CALCULATION: "WHEN_REQUIRED",
-      POWERTOOLS_METRICS_NAMESPACE: "S3SftpBridge",
-      POWERTOOLS_SERVICE_NAME: "bridge-test",
-    });
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    ({ handler } = require("../../lambda/handler") as typeof import("../../lambda/handler"));
+    ({ handler, restore: restoreEnv } = loadHandler(
+      await handlerEnvironment(env, { deadlineMarginMs: 5000, service: "bridge-test" }),
+    ));
   });
   beforeEach(() => {
     output.length = 0;
@@ -83,7 +62,7 @@ describe("exactly one delivery per object version", () => {
   });
   afterEach(() => jest.restoreAllMocks());
   afterAll(async () => {
-    process.env = saved;
+    restoreEnv?.();
     await env?.close();
   });
 

@@ -2,9 +2,9 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, utimes, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { DeleteObjectCommand } from "@aws-sdk/client-s3";
-import type { Context, S3EventRecord, SQSEvent } from "aws-lambda";
-import { stringify } from "yaml";
+import type { S3EventRecord, SQSEvent } from "aws-lambda";
 import { startBridgeEnv, type BridgeEnv } from "../support/bridge-env";
+import { handlerEnvironment, lambdaContext, loadHandler } from "../support/handler-env";
 
 /**
  * The Lambda handler in process, configured only through its environment contract, against s3rver and the embedded
@@ -15,17 +15,9 @@ describe("Lambda handler end to end", () => {
   let handler: typeof import("../../lambda/handler").handler;
   let records: S3EventRecord[] = [];
   let stdout: string[] = [];
-  const saved = { ...process.env };
+  let restoreEnv: (() => void) | undefined;
 
-  const context = (): Context =>
-    ({
-      functionName: "bridge",
-      functionVersion: "$LATEST",
-      invokedFunctionArn: "arn:aws:lambda:us-east-1:123456789012:function:bridge",
-      memoryLimitInMB: "512",
-      awsRequestId: `req-${Math.random().toString(16).slice(2)}`,
-      getRemainingTimeInMillis: () => 120_000,
-    }) as unknown as Context;
+  const context = () => lambdaContext(`req-${Math.random().toString(16).slice(2)}`, 120_000);
 
   const sqs = (bodies: { id: string; records: S3EventRecord[] }[]): SQSEvent =>
     ({
@@ -50,23 +42,9 @@ describe("Lambda handler end to end", () => {
   beforeAll(async () => {
     env = await startBridgeEnv();
     env.s3.onEvent((r) => records.push(r));
-    const configPath = path.join(env.dir, "bridge.config.yaml");
-    await writeFile(configPath, stringify(env.configDoc()));
-    Object.assign(process.env, {
-      BRIDGE_CONFIG: configPath,
-      BRIDGE_ALLOW_FILE_CREDENTIALS: "true",
-      BRIDGE_DEADLINE_MARGIN_MS: "5000",
-      AWS_ENDPOINT_URL_S3: env.s3.endpoint,
-      AWS_ACCESS_KEY_ID: "S3RVER",
-      AWS_SECRET_ACCESS_KEY: "S3RVER",
-      AWS_REGION: "us-east-1",
-      AWS_REQUEST_CHECKSUM_CALCULATION: "WHEN_REQUIRED",
-      POWERTOOLS_METRICS_NAMESPACE: "S3SftpBridge",
-      POWERTOOLS_SERVICE_NAME: "bridge-test",
-    });
-    // Loaded only now: Powertools reads its namespace and service name from the environment at module load.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    ({ handler } = require("../../lambda/handler") as typeof import("../../lambda/handler"));
+    ({ handler, restore: restoreEnv } = loadHandler(
+      await handlerEnvironment(env, { deadlineMarginMs: 5000, service: "bridge-test" }),
+    ));
   });
 
   beforeEach(() => {
@@ -82,7 +60,7 @@ describe("Lambda handler end to end", () => {
   });
   afterEach(() => jest.restoreAllMocks());
   afterAll(async () => {
-    process.env = saved;
+    restoreEnv?.();
     await env?.close();
   });
 

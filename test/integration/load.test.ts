@@ -1,9 +1,8 @@
 import { createHash, randomBytes } from "node:crypto";
-import { readFile, writeFile } from "node:fs/promises";
-import path from "node:path";
-import type { Context, S3EventRecord, SQSEvent, SQSBatchResponse } from "aws-lambda";
-import { stringify } from "yaml";
+import { readFile } from "node:fs/promises";
+import type { S3EventRecord, SQSEvent, SQSBatchResponse } from "aws-lambda";
 import { startBridgeEnv, type BridgeEnv } from "../support/bridge-env";
+import { handlerEnvironment, lambdaContext, loadHandler } from "../support/handler-env";
 
 /**
  * Load: 200 objects land in S3, and their 200 notifications reach the Lambda handler the way an SQS event source
@@ -21,42 +20,20 @@ describe("load: 200 S3 notifications as 20 SQS batches, two at a time", () => {
   let env: BridgeEnv;
   let handler: typeof import("../../lambda/handler").handler;
   const records: S3EventRecord[] = [];
-  const saved = { ...process.env };
+  let restoreEnv: (() => void) | undefined;
 
-  const context = (n: number): Context =>
-    ({
-      functionName: "bridge",
-      functionVersion: "$LATEST",
-      invokedFunctionArn: "arn:aws:lambda:us-east-1:123456789012:function:bridge",
-      memoryLimitInMB: "512",
-      awsRequestId: `load-${n}`,
-      getRemainingTimeInMillis: () => 120_000,
-    }) as unknown as Context;
+  const context = (n: number) => lambdaContext(`load-${n}`, 120_000);
 
   beforeAll(async () => {
     env = await startBridgeEnv("bridge-load");
     env.s3.onEvent((r) => records.push(r));
-    const configPath = path.join(env.dir, "bridge.config.yaml");
-    await writeFile(configPath, stringify(env.configDoc()));
-    Object.assign(process.env, {
-      BRIDGE_CONFIG: configPath,
-      BRIDGE_ALLOW_FILE_CREDENTIALS: "true",
-      BRIDGE_DEADLINE_MARGIN_MS: "5000",
-      AWS_ENDPOINT_URL_S3: env.s3.endpoint,
-      AWS_ACCESS_KEY_ID: "S3RVER",
-      AWS_SECRET_ACCESS_KEY: "S3RVER",
-      AWS_REGION: "us-east-1",
-      AWS_REQUEST_CHECKSUM_CALCULATION: "WHEN_REQUIRED",
-      POWERTOOLS_METRICS_NAMESPACE: "S3SftpBridge",
-      POWERTOOLS_SERVICE_NAME: "bridge-load-test",
-    });
-    // Loaded only now: Powertools reads its namespace and service name from the environment at module load.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    ({ handler } = require("../../lambda/handler") as typeof import("../../lambda/handler"));
+    ({ handler, restore: restoreEnv } = loadHandler(
+      await handlerEnvironment(env, { deadlineMarginMs: 5000, service: "bridge-load-test" }),
+    ));
   }, 30_000);
 
   afterAll(async () => {
-    process.env = saved;
+    restoreEnv?.();
     await env?.close();
   });
 

@@ -5,7 +5,6 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { stringify } from "yaml";
 import { fromBufferPromise } from "yauzl";
 import {
   buildPackage,
@@ -19,6 +18,7 @@ import {
   type PackageResult,
 } from "../../scripts/package";
 import { startBridgeEnv, type BridgeEnv } from "../support/bridge-env";
+import { handlerEnvironment, LAMBDA_CONTEXT_FIELDS } from "../support/handler-env";
 
 /**
  * The deployable artefact itself: scripts/package.ts builds the zip twice (once in this process, once through its CLI
@@ -75,8 +75,7 @@ const events = JSON.parse(process.argv[3]);
   const results = [];
   for (const [i, event] of events.entries()) {
     const context = {
-      functionName: "bridge", functionVersion: "$LATEST", memoryLimitInMB: "512", awsRequestId: "req-" + i,
-      invokedFunctionArn: "arn:aws:lambda:us-east-1:123456789012:function:bridge",
+      ...${JSON.stringify(LAMBDA_CONTEXT_FIELDS)}, awsRequestId: "req-" + i,
       getRemainingTimeInMillis: () => 60000,
     };
     results.push(await handler(event, context));
@@ -225,20 +224,9 @@ describe("Lambda package (scripts/package.ts)", () => {
       await writeFile(runner, RUNNER);
 
       env = await startBridgeEnv("bridge-package");
-      const configPath = path.join(env.dir, "bridge.config.yaml");
-      await writeFile(configPath, stringify(env.configDoc()));
       // Only what Lambda would set (plus the local endpoints); nothing from the test process leaks in.
       childEnv = {
-        BRIDGE_CONFIG: configPath,
-        BRIDGE_ALLOW_FILE_CREDENTIALS: "true",
-        BRIDGE_DEADLINE_MARGIN_MS: "5000",
-        AWS_ENDPOINT_URL_S3: env.s3.endpoint,
-        AWS_ACCESS_KEY_ID: "S3RVER",
-        AWS_SECRET_ACCESS_KEY: "S3RVER",
-        AWS_REGION: "us-east-1",
-        AWS_REQUEST_CHECKSUM_CALCULATION: "WHEN_REQUIRED",
-        POWERTOOLS_SERVICE_NAME: "bridge-package-test",
-        POWERTOOLS_METRICS_NAMESPACE: "S3SftpBridge",
+        ...(await handlerEnvironment(env, { deadlineMarginMs: 5000, service: "bridge-package-test" })),
         TZ: "UTC",
       };
     }, 60_000);
