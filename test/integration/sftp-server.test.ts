@@ -1,4 +1,4 @@
-// The embedded SFTP server (scripts/local/sftp-server.ts) driven by the client the engine uses, ssh2-sftp-client, over
+// The embedded SFTP server (scripts/local/sftp-server/) driven by the client the engine uses, ssh2-sftp-client, over
 // real loopback SSH: the other integration tests trust it to behave like a partner's OpenSSH server.
 import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
