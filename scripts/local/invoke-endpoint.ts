@@ -6,14 +6,22 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Invocation, InvokeOptions } from "./lambda-runtime";
 
-export interface InvokeEndpointOptions {
-  functionName: string;
+export interface LocalFunctionTarget {
   /** arn:aws:lambda:REGION:ACCOUNT:function:NAME */
   functionArn: string;
+  invoke(event: unknown, options: InvokeOptions): Promise<Invocation>;
+}
+
+export interface InvokeEndpointOptions extends LocalFunctionTarget {
+  functionName: string;
   host?: string;
   /** 0 or absent: any free port. */
   port?: number;
-  invoke(event: unknown, options: InvokeOptions): Promise<Invocation>;
+  /**
+   * For an endpoint serving several functions (a test's local account with a stack per environment): the function of
+   * that name, or undefined for none. Without it the endpoint serves `functionName` only.
+   */
+  functions?: (name: string) => LocalFunctionTarget | undefined;
 }
 
 export interface InvokeEndpoint {
@@ -68,13 +76,17 @@ export function startInvokeEndpoint(options: InvokeEndpointOptions): Promise<Inv
 }
 
 /** NAME, NAME:QUALIFIER, ACCOUNT:function:NAME[:QUALIFIER] or the full ARN, as the API accepts them. */
-function resolveQualifier(raw: string, options: InvokeEndpointOptions): string | undefined {
+function resolveTarget(
+  raw: string,
+  options: InvokeEndpointOptions,
+): { target: LocalFunctionTarget; qualifier: string } | undefined {
   const arn = /^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:(.+)$/.exec(raw);
   const partial = /^\d{12}:function:(.+)$/.exec(raw);
   const rest = arn?.[1] ?? partial?.[1] ?? raw;
   const [name, qualifier, ...extra] = rest.split(":");
-  if (name !== options.functionName || extra.length) return undefined;
-  return qualifier ?? "";
+  if (!name || extra.length) return undefined;
+  const target = options.functions ? options.functions(name) : name === options.functionName ? options : undefined;
+  return target && { target, qualifier: qualifier ?? "" };
 }
 
 async function handle(req: http.IncomingMessage, res: http.ServerResponse, options: InvokeEndpointOptions) {
@@ -85,8 +97,9 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse, optio
     throw new ApiError(404, "UnknownOperationException", `Unknown operation ${req.method} ${url.pathname}`);
   }
   const requested = decodeURIComponent(route[1] as string);
-  const qualifier = url.searchParams.get("Qualifier") ?? resolveQualifier(requested, options);
-  if (resolveQualifier(requested, options) === undefined || !["", "$LATEST"].includes(qualifier ?? "")) {
+  const resolved = resolveTarget(requested, options);
+  const qualifier = url.searchParams.get("Qualifier") ?? resolved?.qualifier;
+  if (!resolved || !["", "$LATEST"].includes(qualifier ?? "")) {
     req.resume();
     const shown = requested.startsWith("arn:") ? requested : `${options.functionArn.replace(/[^:]+$/, "")}${requested}`;
     throw new ApiError(404, "ResourceNotFoundException", `Function not found: ${shown}`);
@@ -124,12 +137,12 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse, optio
   }
   if (type === "Event") {
     // Accepted now, run later: errors surface only in the function's logs, as with the real asynchronous invoke.
-    void options.invoke(event, { requestId, clientContext });
+    void resolved.target.invoke(event, { requestId, clientContext });
     res.writeHead(202, { ...common, "Content-Length": "0" }).end();
     return;
   }
 
-  const invocation = await options.invoke(event, { requestId, clientContext });
+  const invocation = await resolved.target.invoke(event, { requestId, clientContext });
   const payload = Buffer.from(JSON.stringify(invocation.error ?? invocation.result ?? null));
   const headers: http.OutgoingHttpHeaders = {
     ...common,

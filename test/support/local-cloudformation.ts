@@ -1,17 +1,22 @@
 // A small CloudFormation on loopback speaking the real awsQuery wire protocol (form-encoded requests, XML answers), so
 // a bundled action running in another process can be pointed at it with AWS_ENDPOINT_URL_CLOUDFORMATION: mocks do not
-// cross process boundaries. It provisions nothing. It keeps stacks, change sets and events, and moves a stack through
+// cross process boundaries. It provisions nothing by itself. It keeps stacks, change sets and events, and moves a stack through
 // its statuses one step per DescribeStacks call, the way a real one moves while a client polls. Only the calls
 // deploy-stack makes are implemented.
 //
 // A resource fails to create or update when its template gives `Metadata: {LocalCloudFormation: {Fail: "reason"}}`.
 // Parameters follow CloudFormation's rules (a template default for an omitted parameter, UsePreviousValue only on an
 // update, unknown or missing parameters refused), and a caller may provision resource types for real (`provision`),
-// so a stack's outputs can name a bucket that exists.
+// so a stack's outputs can name a bucket that exists. With `evaluate`, a template is evaluated as CloudFormation would
+// (conditions, every intrinsic, Rules, parameter constraints; test/support/template-eval.ts): provisioners get resolved
+// properties and outputs are the evaluated ones, so a real template can be deployed and what it wires can be run.
+// Templates come inline (TemplateBody) or by TemplateURL, read from wherever the URL points (the local S3).
 import { randomUUID } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { parse } from "yaml";
+import { parseCfnYaml } from "./cfn-yaml";
+import { evaluateTemplate, type ResolvedResource, type ResolvedTemplate } from "./template-eval";
 
 const REGION = "us-east-1";
 const ACCOUNT = "123456789012";
@@ -35,6 +40,8 @@ interface TemplateParameter {
 }
 
 interface Template {
+  /** The template's text, for evaluation. */
+  body: string;
   parameters: Record<string, TemplateParameter>;
   resources: Record<
     string,
@@ -53,6 +60,8 @@ interface ChangeSet {
   reason?: string;
   changes: Array<{ action: string; logicalId: string; type: string; replacement?: string }>;
   describes: number;
+  /** With `evaluate`: the template as it deploys with these parameters. */
+  resolved?: ResolvedTemplate;
 }
 
 export interface LocalStack {
@@ -65,6 +74,8 @@ export interface LocalStack {
   parameters: Record<string, string>;
   /** Physical ids of provisioned resources, by logical id. */
   physicalIds: Record<string, string>;
+  /** With `evaluate`: the deployed template, resolved. */
+  resolved?: ResolvedTemplate;
   tags: Record<string, string>;
   events: LocalStackEvent[];
   changeSets: Map<string, ChangeSet>;
@@ -85,10 +96,16 @@ export type Provisioner = (resource: {
   stackId: string;
   logicalId: string;
   properties: unknown;
+  /** With `evaluate`: the resource as CloudFormation resolves it (properties, physical id, attributes). */
+  resolved?: ResolvedResource;
 }) => string | Promise<string>;
 
 export interface LocalCloudFormationOptions {
   provision?: Record<string, Provisioner>;
+  /** Evaluate templates (see the top of this file); a template that does not evaluate fails CreateChangeSet. */
+  evaluate?: boolean;
+  /** Reads a TemplateURL; by default a plain GET. */
+  fetchTemplate?: (url: string) => Promise<string>;
 }
 
 export interface LocalCloudFormation {
@@ -144,11 +161,20 @@ export async function startLocalCloudFormation(options: LocalCloudFormationOptio
     if (s.pending.length === 0 && /_COMPLETE$/.test(s.status) && !/ROLLBACK/.test(s.status)) s.onSuccess?.();
   };
 
+  const templateBody = async (p: Record<string, string>): Promise<string> => {
+    if (p.TemplateBody) return p.TemplateBody;
+    if (!p.TemplateURL) throw new Fault("ValidationError", "Either Template URL or Template Body must be specified.");
+    const read = options.fetchTemplate ?? fetchText;
+    return read(p.TemplateURL).catch((err: unknown) => {
+      throw new Fault("ValidationError", `TemplateURL ${p.TemplateURL} cannot be read: ${String(err)}`);
+    });
+  };
+
   const handlers: Record<string, (p: Record<string, string>) => string | Promise<string>> = {
     DescribeStacks(p) {
       const s = mustFind(p.StackName ?? "");
       advance(s);
-      const outputs = s.template && s.status !== "REVIEW_IN_PROGRESS" ? outputsOf(s.template, s) : [];
+      const outputs = s.template && s.status !== "REVIEW_IN_PROGRESS" ? outputsOf({ ...s, template: s.template }) : [];
       return el("Stacks", [
         {
           StackId: s.id,
@@ -170,7 +196,7 @@ export async function startLocalCloudFormation(options: LocalCloudFormationOptio
       const s = mustFind(p.StackName ?? "");
       return el("StackEvents", s.events);
     },
-    CreateChangeSet(p) {
+    async CreateChangeSet(p) {
       const name = p.StackName ?? "";
       const type = (p.ChangeSetType ?? "UPDATE") as "CREATE" | "UPDATE";
       let s = live(name);
@@ -183,14 +209,15 @@ export async function startLocalCloudFormation(options: LocalCloudFormationOptio
       if (type === "UPDATE" && s && /_IN_PROGRESS$/.test(s.status)) {
         throw new Fault("ValidationError", `Stack:${s.id} is in ${s.status} state and can not be updated.`);
       }
-      if (!p.TemplateBody) throw new Fault("ValidationError", "this local CloudFormation only reads TemplateBody");
-      const template = readTemplate(p.TemplateBody);
+      const template = readTemplate(await templateBody(p));
       const given = members(p, "Parameters", ["ParameterKey", "ParameterValue", "UsePreviousValue"]);
       const parameters = resolveParameters(template, given, type === "UPDATE" ? s?.parameters : undefined);
+      const id = s?.id ?? `arn:aws:cloudformation:${REGION}:${ACCOUNT}:stack/${name}/${randomUUID()}`;
+      const resolved = options.evaluate ? evaluate(template, parameters, name, id) : undefined;
       if (!s) {
         s = {
           name,
-          id: `arn:aws:cloudformation:${REGION}:${ACCOUNT}:stack/${name}/${randomUUID()}`,
+          id,
           status: "REVIEW_IN_PROGRESS",
           protection: false,
           parameters: {},
@@ -206,7 +233,10 @@ export async function startLocalCloudFormation(options: LocalCloudFormationOptio
       const csName = p.ChangeSetName ?? "";
       if (s.changeSets.has(csName)) throw new Fault("AlreadyExistsException", `ChangeSet [${csName}] already exists`);
       const changes = diff(s.template, s.parameters, template, parameters);
-      const empty = type === "UPDATE" && changes.length === 0 && sameOutputs(s, template, parameters);
+      const empty =
+        type === "UPDATE" &&
+        changes.length === 0 &&
+        sameOutputs(s, { template, parameters, resolved, physicalIds: s.physicalIds });
       s.changeSets.set(csName, {
         name: csName,
         id: `arn:aws:cloudformation:${REGION}:${ACCOUNT}:changeSet/${csName}/${randomUUID()}`,
@@ -219,6 +249,7 @@ export async function startLocalCloudFormation(options: LocalCloudFormationOptio
           : undefined,
         changes,
         describes: 0,
+        resolved,
       });
       s.tags = Object.fromEntries(members(p, "Tags", ["Key", "Value"]).map((m) => [m.Key ?? "", m.Value ?? ""]));
       return el("Id", s.changeSets.get(csName)!.id) + el("StackId", s.id);
@@ -267,12 +298,16 @@ export async function startLocalCloudFormation(options: LocalCloudFormationOptio
         const provision = options.provision?.[c.type];
         const resource = cs.template.resources[c.logicalId];
         if (!provision || resource?.Metadata?.LocalCloudFormation?.Fail) continue;
+        const resolved = cs.resolved?.resources[c.logicalId];
+        // A resource its Condition leaves out is not created.
+        if (cs.resolved && !resolved) continue;
         try {
           provisioned[c.logicalId] = await provision({
             stackName: s.name,
             stackId: s.id,
             logicalId: c.logicalId,
-            properties: resource?.Properties,
+            properties: resolved?.Properties ?? resource?.Properties,
+            resolved,
           });
         } catch (err) {
           resource!.Metadata = { LocalCloudFormation: { Fail: err instanceof Error ? err.message : String(err) } };
@@ -322,6 +357,7 @@ export async function startLocalCloudFormation(options: LocalCloudFormationOptio
           s.template = cs.template;
           s.parameters = cs.parameters;
           s.physicalIds = { ...s.physicalIds, ...provisioned };
+          s.resolved = cs.resolved;
         };
       }
       return "";
@@ -350,11 +386,15 @@ export async function startLocalCloudFormation(options: LocalCloudFormationOptio
       s.onSuccess = undefined;
       return "";
     },
-    GetTemplateSummary(p) {
+    async GetTemplateSummary(p) {
       let template: Template;
-      if (p.TemplateBody) template = readTemplate(p.TemplateBody);
+      if (p.TemplateBody || p.TemplateURL) template = readTemplate(await templateBody(p));
       else if (p.StackName) template = mustFind(p.StackName).template ?? readTemplate("Resources: {}");
-      else throw new Fault("ValidationError", "this local CloudFormation only reads TemplateBody or StackName");
+      else
+        throw new Fault(
+          "ValidationError",
+          "this local CloudFormation only reads TemplateBody, TemplateURL or StackName",
+        );
       return el(
         "Parameters",
         Object.entries(template.parameters).map(([k, spec]) => ({
@@ -422,6 +462,26 @@ export async function startLocalCloudFormation(options: LocalCloudFormationOptio
   };
 }
 
+async function fetchText(url: string): Promise<string> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`HTTP ${res.status}`);
+  return res.text();
+}
+
+function evaluate(template: Template, parameters: Record<string, string>, stackName: string, stackId: string) {
+  try {
+    return evaluateTemplate(parseCfnYaml(template.body, stackName), {
+      parameters,
+      stackName,
+      stackId,
+      region: REGION,
+      accountId: ACCOUNT,
+    });
+  } catch (err) {
+    throw new Fault("ValidationError", `Template error: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
 function readTemplate(body: string): Template {
   const doc = parse(body, { customTags: cfnTags() }) as {
     Parameters?: Template["parameters"];
@@ -431,7 +491,7 @@ function readTemplate(body: string): Template {
   if (!doc?.Resources || typeof doc.Resources !== "object") {
     throw new Fault("ValidationError", "Template format error: At least one Resources member must be defined.");
   }
-  return { parameters: doc.Parameters ?? {}, resources: doc.Resources, outputs: doc.Outputs ?? {} };
+  return { body, parameters: doc.Parameters ?? {}, resources: doc.Resources, outputs: doc.Outputs ?? {} };
 }
 
 const isNoEcho = (spec: TemplateParameter | undefined) => spec?.NoEcho === true || spec?.NoEcho === "true";
@@ -506,11 +566,24 @@ function cfnTags() {
   });
 }
 
-/** Outputs that are text, a Ref (parameter, resource, pseudo parameter) or a Sub of those; anything else is "". */
-function outputsOf(
-  t: Template,
-  s: Pick<LocalStack, "name" | "id" | "parameters" | "physicalIds">,
-): Array<[string, string]> {
+interface OutputSource {
+  name: string;
+  id: string;
+  template: Template;
+  parameters: Record<string, string>;
+  physicalIds: Record<string, string>;
+  resolved?: ResolvedTemplate;
+}
+
+/**
+ * Evaluated outputs when the template was evaluated; otherwise outputs that are text, a Ref (parameter, resource,
+ * pseudo parameter) or a Sub of those, and "" for anything else.
+ */
+function outputsOf(s: OutputSource): Array<[string, string]> {
+  if (s.resolved) {
+    return Object.entries(s.resolved.outputs).map(([k, v]) => [k, Array.isArray(v) ? v.join(",") : String(v)]);
+  }
+  const t = s.template;
   const ref = (name: string): string => {
     if (name in s.parameters) return s.parameters[name]!;
     if (name === "AWS::StackName") return s.name;
@@ -529,9 +602,10 @@ function outputsOf(
   });
 }
 
-function sameOutputs(s: LocalStack, t: Template, parameters: Record<string, string>): boolean {
+function sameOutputs(s: LocalStack, next: Omit<OutputSource, "name" | "id">): boolean {
   return (
-    !!s.template && JSON.stringify(outputsOf(s.template, s)) === JSON.stringify(outputsOf(t, { ...s, parameters }))
+    !!s.template &&
+    JSON.stringify(outputsOf({ ...s, template: s.template })) === JSON.stringify(outputsOf({ ...s, ...next }))
   );
 }
 

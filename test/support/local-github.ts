@@ -1,4 +1,5 @@
-// The three GitHub REST calls deploy-stack makes for its pull-request comment (list, create, update issue comments), on
+// The three GitHub REST calls deploy-stack makes for its pull-request comment (list, create, update issue comments), and
+// the two reads of the deploy guard (a pull request's state and head; how a commit compares with a branch), on
 // loopback. A bundled action in another process reaches it through GITHUB_API_URL, exactly as it reaches
 // api.github.com or a GitHub Enterprise server, so the real Octokit from @actions/github is what gets tested.
 import http from "node:http";
@@ -22,6 +23,10 @@ export interface LocalGitHub {
   url: string;
   comments: StoredComment[];
   requests: GitHubRequest[];
+  /** Pull requests by "owner/repo#number". */
+  pulls: Map<string, { state: "open" | "closed"; headSha: string }>;
+  /** GET repos/{repo}/compare/{base}...{head} answers, by "owner/repo:base...head": identical, behind, ahead, diverged. */
+  comparisons: Map<string, string>;
   close(): Promise<void>;
 }
 
@@ -30,6 +35,8 @@ export async function startLocalGitHub(options: { pageSize?: number; token?: str
   const pageSize = options.pageSize ?? 2;
   const comments: StoredComment[] = [];
   const requests: GitHubRequest[] = [];
+  const pulls: LocalGitHub["pulls"] = new Map();
+  const comparisons: LocalGitHub["comparisons"] = new Map();
   let nextId = 1000;
   let base = "";
 
@@ -47,7 +54,7 @@ export async function startLocalGitHub(options: { pageSize?: number; token?: str
         res.writeHead(status, { "content-type": "application/json; charset=utf-8", ...headers });
         res.end(JSON.stringify(body));
       };
-      if (options.token && req.headers.authorization !== `token ${options.token}`) {
+      if (options.token && !["token", "Bearer"].some((s) => req.headers.authorization === `${s} ${options.token}`)) {
         return send(401, { message: "Bad credentials" });
       }
       const json = () => JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}") as { body?: string };
@@ -78,6 +85,18 @@ export async function startLocalGitHub(options: { pageSize?: number; token?: str
         c.body = json().body ?? c.body;
         return send(200, toApi(c));
       }
+      const pull = /^\/repos\/([^/]+\/[^/]+)\/pulls\/(\d+)$/.exec(url.pathname);
+      if (pull && req.method === "GET") {
+        const p = pulls.get(`${pull[1]}#${pull[2]}`);
+        if (!p) return send(404, { message: "Not Found" });
+        return send(200, { number: Number(pull[2]), state: p.state, head: { sha: p.headSha } });
+      }
+      const compare = /^\/repos\/([^/]+\/[^/]+)\/compare\/(.+)$/.exec(url.pathname);
+      if (compare && req.method === "GET") {
+        const status = comparisons.get(`${compare[1]}:${decodeURIComponent(compare[2]!)}`);
+        if (!status) return send(404, { message: "Not Found" });
+        return send(200, { status });
+      }
       return send(404, { message: `local GitHub does not implement ${req.method} ${url.pathname}` });
     });
   });
@@ -88,6 +107,8 @@ export async function startLocalGitHub(options: { pageSize?: number; token?: str
     url: base,
     comments,
     requests,
+    pulls,
+    comparisons,
     close: () => new Promise<void>((resolve, reject) => server.close((e) => (e ? reject(e) : resolve()))),
   };
 }

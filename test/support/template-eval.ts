@@ -20,6 +20,10 @@ export interface EvalOptions {
   /** Parameter values as CloudFormation receives them (strings; lists comma-separated). Defaults fill the rest. */
   parameters?: Record<string, string>;
   stackName?: string;
+  /** The stack's ARN, when a caller (the local CloudFormation) has given the stack an id of its own. */
+  stackId?: string;
+  region?: string;
+  accountId?: string;
 }
 
 export interface ResolvedResource {
@@ -87,13 +91,16 @@ function suffix(logicalId: string): string {
 
 export function evaluateTemplate(template: CfnTemplate, options: EvalOptions = {}): ResolvedTemplate {
   const stackName = options.stackName ?? TEST_STACK;
+  const region = options.region ?? TEST_REGION;
+  const account = options.accountId ?? TEST_ACCOUNT;
   const pseudo: Record<string, string | string[]> = {
-    "AWS::AccountId": TEST_ACCOUNT,
-    "AWS::Region": TEST_REGION,
+    "AWS::AccountId": account,
+    "AWS::Region": region,
     "AWS::Partition": "aws",
     "AWS::URLSuffix": "amazonaws.com",
     "AWS::StackName": stackName,
-    "AWS::StackId": `arn:aws:cloudformation:${TEST_REGION}:${TEST_ACCOUNT}:stack/${stackName}/${TEST_STACK_UUID}`,
+    "AWS::StackId":
+      options.stackId ?? `arn:aws:cloudformation:${region}:${account}:stack/${stackName}/${TEST_STACK_UUID}`,
     "AWS::NotificationARNs": [],
   };
 
@@ -144,7 +151,7 @@ export function evaluateTemplate(template: CfnTemplate, options: EvalOptions = {
     const props = res.Properties ?? {};
     const named = (prop: string) => (props[prop] === undefined ? undefined : resolveProp(props[prop], logicalId, prop));
     const generated = `${stackName}-${logicalId}-${suffix(logicalId)}`;
-    const arn = (service: string, resource: string) => `arn:aws:${service}:${TEST_REGION}:${TEST_ACCOUNT}:${resource}`;
+    const arn = (service: string, resource: string) => `arn:aws:${service}:${region}:${account}:${resource}`;
     let id: { ref: string; attributes: Record<string, string> };
     switch (res.Type) {
       case "AWS::S3::Bucket": {
@@ -154,7 +161,7 @@ export function evaluateTemplate(template: CfnTemplate, options: EvalOptions = {
       }
       case "AWS::SQS::Queue": {
         const name = named("QueueName") ?? generated;
-        const url = `https://sqs.${TEST_REGION}.amazonaws.com/${TEST_ACCOUNT}/${name}`;
+        const url = `https://sqs.${region}.amazonaws.com/${account}/${name}`;
         id = { ref: url, attributes: { Arn: arn("sqs", name), QueueName: name, QueueUrl: url } };
         break;
       }
@@ -172,19 +179,19 @@ export function evaluateTemplate(template: CfnTemplate, options: EvalOptions = {
         const name = named("RoleName") ?? generated;
         id = {
           ref: name,
-          attributes: { Arn: `arn:aws:iam::${TEST_ACCOUNT}:role/${name}`, RoleId: `AROA${suffix(name)}` },
+          attributes: { Arn: `arn:aws:iam::${account}:role/${name}`, RoleId: `AROA${suffix(name)}` },
         };
         break;
       }
       case "AWS::IAM::ManagedPolicy": {
         const name = named("ManagedPolicyName") ?? generated;
-        const policyArn = `arn:aws:iam::${TEST_ACCOUNT}:policy${named("Path") ?? "/"}${name}`;
+        const policyArn = `arn:aws:iam::${account}:policy${named("Path") ?? "/"}${name}`;
         id = { ref: policyArn, attributes: { PolicyArn: policyArn } };
         break;
       }
       case "AWS::IAM::OIDCProvider": {
         const host = (named("Url") ?? "https://oidc.example.com").replace(/^https:\/\//, "");
-        const providerArn = `arn:aws:iam::${TEST_ACCOUNT}:oidc-provider/${host}`;
+        const providerArn = `arn:aws:iam::${account}:oidc-provider/${host}`;
         id = { ref: providerArn, attributes: { Arn: providerArn } };
         break;
       }
@@ -331,7 +338,7 @@ export function evaluateTemplate(template: CfnTemplate, options: EvalOptions = {
         return items!.every((i) => allowed!.includes(i));
       }
       case "Fn::GetAZs":
-        return ["a", "b", "c"].map((z) => `${TEST_REGION}${z}`);
+        return ["a", "b", "c"].map((z) => `${region}${z}`);
       case "Fn::Base64":
         return Buffer.from(asString(resolve(arg, path), path)).toString("base64");
       default:

@@ -632,6 +632,7 @@ describe("stream configs (deploy/environments/<env>.config.yaml)", () => {
     StackName: "bridge-test",
     SmokeSftpHost: "s-0123456789abcdef0.server.transfer.eu-west-1.amazonaws.com",
     SmokeSftpHostKey: "SHA256:" + "Q".repeat(43),
+    SmokeSftpPort: "22",
   };
   const render = (text: string) => text.replace(/\$\{(\w+)\}/g, (whole, n: string) => SAMPLE[n] ?? whole);
 

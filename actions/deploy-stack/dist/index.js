@@ -102807,8 +102807,10 @@ function render(text, value) {
   (0, import_yaml2.visit)(doc, {
     Scalar(_key, node2) {
       if (typeof node2.value !== "string") return;
-      const replaced = node2.value.replace(PLACEHOLDER, (whole, name) => value(name) ?? whole);
-      if (replaced !== node2.value) node2.value = replaced;
+      const replaced = node2.value.replace(PLACEHOLDER, (whole2, name) => value(name) ?? whole2);
+      if (replaced === node2.value) return;
+      const whole = node2.type === "PLAIN" && new RegExp(`^${PLACEHOLDER.source}$`).test(node2.value);
+      node2.value = whole && /^(0|[1-9]\d{0,14})$/.test(replaced) ? Number(replaced) : replaced;
     }
   });
   return doc.toString({ lineWidth: 0 });
@@ -103549,7 +103551,7 @@ async function run() {
     const fromFile = parametersFile ? await loadEnvironmentFile(parametersFile) : { parameters: {}, tags: {} };
     const spec = {
       stackName,
-      template: template === void 0 ? void 0 : await resolveTemplate(template),
+      template: template === void 0 ? void 0 : await resolveTemplate(template, process.env),
       // Inline wins: the workflow sets what only it knows (the code key from publish) over the environment's file.
       parameters: { ...fromFile.parameters, ...inline },
       keepPreviousParameters: keepPrevious,
@@ -103606,8 +103608,10 @@ function configNote(config2) {
   const version2 = config2.versionId ? `, version ${config2.versionId}` : "";
   return `Stream config ${what} ${config2.location} (sha256 ${config2.sha256.slice(0, 12)}${version2}).`;
 }
-async function resolveTemplate(value) {
+async function resolveTemplate(value, env2) {
   if (/^https:\/\//i.test(value)) return { url: value };
+  const customEndpoint = env2.AWS_ENDPOINT_URL_CLOUDFORMATION || env2.AWS_ENDPOINT_URL;
+  if (customEndpoint && /^http:\/\//i.test(value)) return { url: value };
   const fail = (message, cause) => new DeployError("TEMPLATE_INVALID", `template ${value}: ${message}`, { stackName: "", cause });
   if (/^[a-z0-9]+:\/\//i.test(value)) {
     throw fail(

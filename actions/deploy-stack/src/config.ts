@@ -188,7 +188,11 @@ export async function deliverConfig(
 const lookup = (values: Record<string, string>) => (name: string) =>
   Object.hasOwn(values, name) ? values[name] : undefined;
 
-/** The document with placeholders in its scalars replaced; a document that does not parse is left to validation. */
+/**
+ * The document with placeholders in its scalars replaced; a document that does not parse is left to validation. An
+ * unquoted scalar that is one placeholder and gets a whole number becomes a number, as YAML reads `port: 2222`;
+ * quoted, it stays text.
+ */
 function render(text: string, value: (name: string) => string | undefined): string {
   const doc = parseDocument(text, { merge: true });
   if (doc.errors.length) return text;
@@ -196,7 +200,9 @@ function render(text: string, value: (name: string) => string | undefined): stri
     Scalar(_key, node) {
       if (typeof node.value !== "string") return;
       const replaced = node.value.replace(PLACEHOLDER, (whole, name: string) => value(name) ?? whole);
-      if (replaced !== node.value) node.value = replaced;
+      if (replaced === node.value) return;
+      const whole = node.type === "PLAIN" && new RegExp(`^${PLACEHOLDER.source}$`).test(node.value);
+      node.value = whole && /^(0|[1-9]\d{0,14})$/.test(replaced) ? Number(replaced) : replaced;
     },
   });
   return doc.toString({ lineWidth: 0 });

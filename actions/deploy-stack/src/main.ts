@@ -74,7 +74,7 @@ export async function run(): Promise<void> {
     const fromFile = parametersFile ? await loadEnvironmentFile(parametersFile) : { parameters: {}, tags: {} };
     const spec: StackSpec = {
       stackName,
-      template: template === undefined ? undefined : await resolveTemplate(template),
+      template: template === undefined ? undefined : await resolveTemplate(template, process.env),
       // Inline wins: the workflow sets what only it knows (the code key from publish) over the environment's file.
       parameters: { ...fromFile.parameters, ...inline },
       keepPreviousParameters: keepPrevious,
@@ -141,8 +141,12 @@ function configNote(config: ConfigDelivery): string {
   return `Stream config ${what} ${config.location} (sha256 ${config.sha256.slice(0, 12)}${version}).`;
 }
 
-async function resolveTemplate(value: string): Promise<TemplateSource> {
+async function resolveTemplate(value: string, env: NodeJS.ProcessEnv): Promise<TemplateSource> {
   if (/^https:\/\//i.test(value)) return { url: value };
+  // A CloudFormation-compatible endpoint of one's own (a local stack) reads from a store that may speak plain HTTP;
+  // what publish wrote there is what it names. AWS itself takes https:// only.
+  const customEndpoint = env.AWS_ENDPOINT_URL_CLOUDFORMATION || env.AWS_ENDPOINT_URL;
+  if (customEndpoint && /^http:\/\//i.test(value)) return { url: value };
   const fail = (message: string, cause?: unknown) =>
     new DeployError("TEMPLATE_INVALID", `template ${value}: ${message}`, { stackName: "", cause });
   if (/^[a-z0-9]+:\/\//i.test(value)) {

@@ -11647,7 +11647,7 @@ var require_dump = __commonJS({
 var require_dns = __commonJS({
   "node_modules/undici/lib/interceptor/dns.js"(exports2, module2) {
     "use strict";
-    var { isIP } = require("node:net");
+    var { isIP: isIP2 } = require("node:net");
     var { lookup } = require("node:dns");
     var DecoratorHandler = require_decorator_handler();
     var { InvalidArgumentError, InformationalError } = require_errors();
@@ -11902,7 +11902,7 @@ var require_dns = __commonJS({
       return (dispatch) => {
         return function dnsInterceptor(origDispatchOpts, handler) {
           const origin = origDispatchOpts.origin.constructor === URL ? origDispatchOpts.origin : new URL(origDispatchOpts.origin);
-          if (isIP(origin.hostname) !== 0) {
+          if (isIP2(origin.hostname) !== 0) {
             return dispatch(origDispatchOpts, handler);
           }
           instance.runLookup(origin, origDispatchOpts, (err, newOrigin) => {
@@ -60696,6 +60696,7 @@ function table(headers, rows, options = {}) {
 // actions/publish/src/publish.ts
 var import_node_crypto8 = require("node:crypto");
 var import_promises3 = require("node:fs/promises");
+var import_node_net = require("node:net");
 var import_node_path6 = require("node:path");
 var import_client_s3 = __toESM(require_dist_cjs16());
 var SHA256_METADATA = "sha256";
@@ -60859,13 +60860,18 @@ function normalisePrefix(prefix) {
   }
   return `${trimmed}/`;
 }
+function sdkEndpoint(env2) {
+  const value = env2.AWS_ENDPOINT_URL_S3 || env2.AWS_ENDPOINT_URL;
+  return value ? value.replace(/\/+$/, "") : void 0;
+}
 function objectUrlFor(options) {
   const path6 = (key) => key.split("/").map(encodeURIComponent).join("/");
   const { bucket, region, dnsSuffix, endpoint, forcePathStyle } = options;
   if (endpoint) {
     const url = new URL(endpoint);
     const base = url.origin + url.pathname.replace(/\/+$/, "");
-    if (forcePathStyle) return (key) => `${base}/${bucket}/${path6(key)}`;
+    const hostOnly = (0, import_node_net.isIP)(url.hostname.replace(/^\[|\]$/g, "")) !== 0 || url.hostname === "localhost";
+    if (forcePathStyle || hostOnly) return (key) => `${base}/${bucket}/${path6(key)}`;
     return (key) => `${url.protocol}//${bucket}.${url.host}${url.pathname.replace(/\/+$/, "")}/${path6(key)}`;
   }
   if (forcePathStyle || bucket.includes("."))
@@ -60887,7 +60893,7 @@ async function run() {
     const prefix = normalisePrefix(inputs.optional("prefix") ?? "");
     if (typeof prefix !== "string") inputs.fail("prefix", prefix.error);
     const region = readRegion(inputs, process.env);
-    const endpoint = readEndpoint(inputs);
+    const endpoint = readEndpoint(inputs) ?? sdkEndpoint(process.env);
     const forcePathStyle = inputs.boolean("force-path-style", false);
     const checksums = inputs.choice(
       "checksum-calculation",

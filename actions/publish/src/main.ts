@@ -5,7 +5,7 @@ import { errorMessage } from "../../lib/errors";
 import { Inputs } from "../../lib/inputs";
 import { actionsLogger, maskCredentials } from "../../lib/log";
 import { code, table } from "../../lib/summary";
-import { normalisePrefix, objectUrlFor, publish, type PublishResult } from "./publish";
+import { normalisePrefix, objectUrlFor, sdkEndpoint, publish, type PublishResult } from "./publish";
 
 // Bucket naming rules (3-63 chars, lowercase, digits, dots, hyphens); an S3-compatible store may be laxer, never stricter.
 const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
@@ -22,7 +22,9 @@ export async function run(): Promise<void> {
     const prefix = normalisePrefix(inputs.optional("prefix") ?? "");
     if (typeof prefix !== "string") inputs.fail("prefix", prefix.error);
     const region = readRegion(inputs, process.env);
-    const endpoint = readEndpoint(inputs);
+    // The SDK takes AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL when no endpoint is given; the template URLs must name the
+    // store the objects went to, so they are built from the same endpoint.
+    const endpoint = readEndpoint(inputs) ?? sdkEndpoint(process.env);
     const forcePathStyle = inputs.boolean("force-path-style", false);
     const checksums = inputs.choice(
       "checksum-calculation",

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
+import { isIP } from "node:net";
 import { basename } from "node:path";
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import type { Logger } from "../../../lambda/bridge/logger";
@@ -267,6 +268,12 @@ export function normalisePrefix(prefix: string): string | { error: string } {
   return `${trimmed}/`;
 }
 
+/** The endpoint the SDK's S3 client uses when given none: AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL, else AWS. */
+export function sdkEndpoint(env: NodeJS.ProcessEnv): string | undefined {
+  const value = env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL;
+  return value ? value.replace(/\/+$/, "") : undefined;
+}
+
 /**
  * The URL of an object as CloudFormation's TemplateURL wants it. With a custom endpoint (S3-compatible store, tests) it
  * follows that endpoint's addressing style; on AWS, virtual-hosted style unless the bucket name has dots (TLS would fail).
@@ -283,7 +290,9 @@ export function objectUrlFor(options: {
   if (endpoint) {
     const url = new URL(endpoint);
     const base = url.origin + url.pathname.replace(/\/+$/, "");
-    if (forcePathStyle) return (key) => `${base}/${bucket}/${path(key)}`;
+    // As the SDK addresses it: a bucket cannot be a subdomain of an IP address or of localhost.
+    const hostOnly = isIP(url.hostname.replace(/^\[|\]$/g, "")) !== 0 || url.hostname === "localhost";
+    if (forcePathStyle || hostOnly) return (key) => `${base}/${bucket}/${path(key)}`;
     return (key) => `${url.protocol}//${bucket}.${url.host}${url.pathname.replace(/\/+$/, "")}/${path(key)}`;
   }
   if (forcePathStyle || bucket.includes("."))

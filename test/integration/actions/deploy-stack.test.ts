@@ -320,7 +320,7 @@ describe("deploy-stack parameters", () => {
 describe("deploy-stack delivers the stream config", () => {
   const PR_CONFIG = join(REPO, "deploy", "environments", "pr.config.yaml");
   const HOST_KEY = "SHA256:" + "Q".repeat(43);
-  const VALUES = `SmokeSftpHost=s-1234.server.transfer.us-east-1.amazonaws.com\nSmokeSftpHostKey=${HOST_KEY}`;
+  const VALUES = `SmokeSftpHost=s-1234.server.transfer.us-east-1.amazonaws.com\nSmokeSftpPort=2222\nSmokeSftpHostKey=${HOST_KEY}`;
   let s3server: LocalS3;
   let s3: S3Client;
   let local: LocalCloudFormation;
@@ -407,7 +407,8 @@ describe("deploy-stack delivers the stream config", () => {
     const config = parseConfigText(text, "delivered", { allowFileCredentials: false });
     expect(config.streams.smoke).toMatchObject({
       s3: { bucket, prefix: "smoke/" },
-      sftp: { host: "s-1234.server.transfer.us-east-1.amazonaws.com", hostKeys: [HOST_KEY] },
+      // An unquoted placeholder given a whole number is a number, as YAML reads `port: 2222`.
+      sftp: { host: "s-1234.server.transfer.us-east-1.amazonaws.com", port: 2222, hostKeys: [HOST_KEY] },
       push: { to: "/bridge-pr-42/in" },
       pull: { from: "/bridge-pr-42/out" },
     });
@@ -439,7 +440,7 @@ describe("deploy-stack delivers the stream config", () => {
         template: templateFile,
         parameters: "CodeKey=lambda/abc.zip",
         "config-file": PR_CONFIG,
-        "config-values": "SmokeSftpHost=sftp.example\nSmokeSftpHostKey=MD5:aa:bb",
+        "config-values": "SmokeSftpHost=sftp.example\nSmokeSftpPort=22\nSmokeSftpHostKey=MD5:aa:bb",
         "poll-interval-seconds": "0",
       },
       localEnv(),
@@ -456,7 +457,7 @@ describe("deploy-stack delivers the stream config", () => {
         template: templateFile,
         parameters: "CodeKey=lambda/abc.zip",
         "config-file": PR_CONFIG,
-        "config-values": `SmokeSftpHost=\nSmokeSftpHostKey=${HOST_KEY}`,
+        "config-values": `SmokeSftpHost=\nSmokeSftpPort=22\nSmokeSftpHostKey=${HOST_KEY}`,
       },
       localEnv(),
     );

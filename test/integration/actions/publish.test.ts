@@ -238,6 +238,26 @@ describe("publish as the runner runs it (node actions/publish/dist/index.js)", (
     expect(second.summary).toContain("already there");
   });
 
+  it("names the store the SDK wrote to when the endpoint comes from AWS_ENDPOINT_URL_S3, not AWS", async () => {
+    const files = artifacts("endpoint from the environment");
+    const run = await runAction(
+      "publish",
+      {
+        bucket: BUCKET,
+        "zip-path": files.zip,
+        "zip-sha256": sha("endpoint from the environment"),
+        templates: files.bridge,
+        "checksum-calculation": "when-required",
+      },
+      { ...env(), AWS_ENDPOINT_URL_S3: s3server.endpoint },
+    );
+    expect(run.errors).toEqual([]);
+    // An IP address cannot carry the bucket as a subdomain: path style, as the SDK itself addressed it.
+    expect(run.outputs["template-url"]).toBe(`${s3server.endpoint}/${BUCKET}/${run.outputs["template-key"]}`);
+    const template = await fetch(run.outputs["template-url"]!);
+    expect(template.status).toBe(200);
+  });
+
   it("fails with every invalid input named, and uploads nothing", async () => {
     const run = await runAction(
       "publish",
