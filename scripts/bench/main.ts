@@ -166,7 +166,12 @@ async function main(): Promise<void> {
                 receipts: !values["no-receipts"],
                 distance,
               })
-            ).filter((c) => !only || only.some((o) => c.id.includes(o)));
+            )
+              // The baseline's rows are the bridge's too ("bridge ... @ ref"): --only bridge keeps them.
+              .filter(
+                (c) =>
+                  !only || only.some((o) => c.id.includes(o) || c.id.replace(/\/baseline$/, "/bridge").includes(o)),
+              );
             const results = await runCases(cases, runs, link, (line) => log(tag + line));
             legs.push({
               server: kind,
