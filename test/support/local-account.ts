@@ -148,7 +148,13 @@ export async function startLocalAccount(options: LocalAccountOptions): Promise<L
         const p = resolved!.Properties;
         const code = p.Code as CfnObject;
         const zip = await client
-          .send(new GetObjectCommand({ Bucket: String(code.S3Bucket), Key: String(code.S3Key) }))
+          .send(
+            new GetObjectCommand({
+              Bucket: String(code.S3Bucket),
+              Key: String(code.S3Key),
+              VersionId: code.S3ObjectVersion === undefined ? undefined : String(code.S3ObjectVersion),
+            }),
+          )
           .then(async (o) => Buffer.from(await o.Body!.transformToByteArray()))
           .catch((err: Error) => {
             throw new Error(

@@ -281,12 +281,19 @@ describe("bridge.yaml: the function", () => {
     expect(raw.Handler).toBe("index.handler");
     expect(raw.Architectures).toEqual([{ Ref: "Architecture" }]);
     expect(bridge.Parameters!.Architecture).toMatchObject({ Default: "arm64", AllowedValues: ["arm64", "x86_64"] });
-    expect(raw.Code).toEqual({ S3Bucket: { Ref: "DeployBucket" }, S3Key: { Ref: "CodeKey" } });
     expect(raw.MemorySize).toEqual({ Ref: "MemorySize" });
     expect(raw.Timeout).toEqual({ Ref: "FunctionTimeout" });
     const resolved = fn(evalBridge({ DeployBucket: "deploys", CodeKey: "lambda/abc.zip" }));
     expect(resolved.Code).toEqual({ S3Bucket: "deploys", S3Key: "lambda/abc.zip" });
     expect(resolved.Architectures).toEqual(["arm64"]);
+  });
+
+  it("deploys the very object version publish checked when given one (CodeObjectVersion), else the key's latest", () => {
+    // A writer of the deploy bucket can put new bytes under a content-addressed key after publish checked it; in a
+    // versioned bucket the version id publish reports still names the bytes it checked.
+    const pinned = fn(evalBridge({ DeployBucket: "deploys", CodeKey: "lambda/abc.zip", CodeObjectVersion: "v3.Lx" }));
+    expect(pinned.Code).toEqual({ S3Bucket: "deploys", S3Key: "lambda/abc.zip", S3ObjectVersion: "v3.Lx" });
+    expect(bridge.Parameters!.CodeObjectVersion).toMatchObject({ Type: "String", Default: "" });
   });
 
   it("sets exactly the environment names of lambda/env.ts, and the runtime's NODE_OPTIONS", () => {

@@ -619,6 +619,31 @@ describe("rollout", () => {
   });
 });
 
+describe("the deployed code", () => {
+  it("is the object publish checked: every deploy passes its key and its version id from the same publish", () => {
+    const problems: string[] = [];
+    let deploys = 0;
+    for (const w of workflows) {
+      for (const [name, job] of Object.entries(w.doc.jobs ?? {})) {
+        for (const step of job.steps ?? []) {
+          if (step.uses !== "./actions/deploy-stack" || step.with?.mode === "delete") continue;
+          deploys++;
+          const lines = String(step.with?.parameters ?? "").split("\n");
+          const key = lines.find((l) => l.startsWith("CodeKey="));
+          const version = lines.find((l) => l.startsWith("CodeObjectVersion="));
+          const source = /\$\{\{ (steps\.\w+|needs\.\w+)\.outputs\.lambda-key \}\}/.exec(key ?? "")?.[1];
+          if (!source) problems.push(`${w.file} job ${name}: CodeKey not from a publish output: ${key}`);
+          else if (version !== `CodeObjectVersion=\${{ ${source}.outputs.lambda-version-id }}`) {
+            problems.push(`${w.file} job ${name}: CodeObjectVersion not from ${source}: ${version}`);
+          }
+        }
+      }
+    }
+    expect(problems).toEqual([]);
+    expect(deploys).toBe(3);
+  });
+});
+
 describe("stream configs (deploy/environments/<env>.config.yaml)", () => {
   const deploySteps = workflows.flatMap((w) =>
     Object.entries(w.doc.jobs ?? {}).flatMap(([name, job]) =>
