@@ -260,4 +260,32 @@ describe("first rollout, dry run of the workflows against a local account", () =
       "arn:aws:sns:us-east-1:123456789012:bridge-oncall",
     );
   });
+
+  it("release.yml stops at production when its alarm topic is unset, and production keeps what it had", async () => {
+    // Runs after the release above: staging and production exist.
+    const before = { ...account.cfn.stackByName("bridge-production")!.parameters };
+    const jobs = await dryRun(
+      path.join(REPO, ".github", "workflows", "release.yml"),
+      ["build", "publish", "staging", "production"],
+      options(
+        { event: {}, event_name: "push", ref: "refs/heads/main", sha: SHA, run_id: "5002" },
+        {
+          artifacts: { AWS_ROLE_ARN: "arn:aws:iam::123456789012:role/bridge-artifacts" },
+          staging: deployVars(),
+          production: deployVars(),
+        },
+      ),
+    );
+    const staging = jobs.find((j) => j.job === "staging")!;
+    expect(staging.ok).toBe(true);
+    expect(staging.steps.find((s) => s.label.endsWith("/ deploy"))!.outputs).toMatchObject({ outcome: "no-changes" });
+    const production = jobs.find((j) => j.job === "production")!;
+    expect(production.ok).toBe(false);
+    const deploy = production.steps.find((s) => s.label.endsWith("/ deploy"))!;
+    expect(deploy.ok).toBe(false);
+    expect(deploy.run!.errors.join("\n")).toContain("AlarmTopicArn");
+    // Its smoke test does not run after a failed deploy, and the stack was not touched.
+    expect(production.steps.find((s) => s.label.endsWith("/ ./actions/smoke-test"))!.skipped).toBe(true);
+    expect(account.cfn.stackByName("bridge-production")!.parameters).toEqual(before);
+  });
 });
