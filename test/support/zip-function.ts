@@ -106,6 +106,8 @@ export class ZipFunction {
     const o = this.options;
     const child = fork(path.join(o.dir, "runtime.cjs"), [path.join(this.root, `${file}.js`), exportName ?? "handler"], {
       cwd: this.root,
+      // Plain node, as Lambda runs it: none of this process's flags (a TypeScript loader, inspector ports).
+      execArgv: [],
       stdio: ["ignore", "pipe", "pipe", "ipc"],
       env: {
         PATH: process.env.PATH ?? "/usr/bin:/bin",

@@ -100,12 +100,15 @@ function options(github: Record<string, unknown>, environmentVars: Record<string
       GITHUB_SERVER_URL: "https://github.com",
     }),
     credentials: () => account.credentials(),
-    // Polling at the actions' defaults (5 s, 2 s) only makes the run slower here.
+    // Polling at the actions' defaults (5 s, 2 s) only makes the run slower here, and a broken round trip should
+    // fail within the test's time, not after the workflow's 300 s.
     inputOverrides: {
       "deploy-stack": { "poll-interval-seconds": "0" },
-      "smoke-test": { "poll-interval-seconds": "1" },
+      "smoke-test": { "poll-interval-seconds": "1", "timeout-seconds": "30" },
     },
     path: [bin],
+    // Enough for both round trips to run out their 30 s and say what they saw.
+    timeoutMs: 200_000,
   };
 }
 const ghUrl = () => github.url;
