@@ -12,16 +12,19 @@ export interface LocalFunctionTarget {
   invoke(event: unknown, options: InvokeOptions): Promise<Invocation>;
 }
 
-export interface InvokeEndpointOptions extends LocalFunctionTarget {
-  functionName: string;
+export interface InvokeEndpointOptions {
+  /** The function of that name, or undefined for none (the local stack serves one; a test's account one per stack). */
+  functions(name: string): LocalFunctionTarget | undefined;
+  /** arn:aws:lambda:REGION:ACCOUNT:function: for naming a function that is not there, as the API does. */
+  arnPrefix: string;
   host?: string;
   /** 0 or absent: any free port. */
   port?: number;
-  /**
-   * For an endpoint serving several functions (a test's local account with a stack per environment): the function of
-   * that name, or undefined for none. Without it the endpoint serves `functionName` only.
-   */
-  functions?: (name: string) => LocalFunctionTarget | undefined;
+}
+
+/** The options' lookup for an endpoint that serves one function. */
+export function onlyFunction(name: string, target: LocalFunctionTarget): InvokeEndpointOptions["functions"] {
+  return (asked) => (asked === name ? target : undefined);
 }
 
 export interface InvokeEndpoint {
@@ -85,7 +88,7 @@ function resolveTarget(
   const rest = arn?.[1] ?? partial?.[1] ?? raw;
   const [name, qualifier, ...extra] = rest.split(":");
   if (!name || extra.length) return undefined;
-  const target = options.functions ? options.functions(name) : name === options.functionName ? options : undefined;
+  const target = options.functions(name);
   return target && { target, qualifier: qualifier ?? "" };
 }
 
@@ -101,7 +104,7 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse, optio
   const qualifier = url.searchParams.get("Qualifier") ?? resolved?.qualifier;
   if (!resolved || !["", "$LATEST"].includes(qualifier ?? "")) {
     req.resume();
-    const shown = requested.startsWith("arn:") ? requested : `${options.functionArn.replace(/[^:]+$/, "")}${requested}`;
+    const shown = requested.startsWith("arn:") ? requested : `${options.arnPrefix}${requested}`;
     throw new ApiError(404, "ResourceNotFoundException", `Function not found: ${shown}`);
   }
 

@@ -17,7 +17,7 @@ import {
 import { LOCAL_ENV } from "../../lambda/env";
 import { LocalQueue } from "./event-queue";
 import { instructions } from "./instructions";
-import { startInvokeEndpoint, type InvokeEndpoint } from "./invoke-endpoint";
+import { onlyFunction, startInvokeEndpoint, type InvokeEndpoint } from "./invoke-endpoint";
 import { LocalLambda, type InvokeOptions, type Invocation, type LambdaHandler } from "./lambda-runtime";
 import { assertPortFree, portError } from "./ports";
 import { EventsTail, ReportPrinter, describeMessage, line } from "./report-printer";
@@ -409,10 +409,9 @@ async function startEndpoint(
   cleanup: Cleanup,
 ): Promise<InvokeEndpoint> {
   const endpoint = await startInvokeEndpoint({
-    functionName,
-    functionArn: lambda.functionArn,
+    functions: onlyFunction(functionName, { functionArn: lambda.functionArn, invoke }),
+    arnPrefix: lambda.functionArn.replace(/[^:]+$/, ""),
     port: port ?? 0,
-    invoke,
   }).catch((err: Error) => {
     throw portError("Lambda Invoke", port, "--lambda-port", err);
   });

@@ -27,8 +27,6 @@ export interface LocalAccount {
   cfn: LocalCloudFormation;
   /** Functions by name, as deployed. */
   functions: Map<string, ZipFunction>;
-  /** The Lambda Invoke API for every deployed function. */
-  lambdaUrl: string;
   region: string;
   /** Endpoints of every service, for any client on this machine (no credentials: see `credentials`). */
   endpoints(): Record<string, string>;
@@ -64,14 +62,6 @@ export async function startLocalAccount(options: LocalAccountOptions): Promise<L
   const queues = new Map<string, LocalQueue>();
   const mappings = new Map<string, string>(); // queue ARN -> function name
   const notifications = new Map<string, QueueNotification[]>(); // bucket -> queue configurations
-
-  const invoke: InvokeEndpoint = await startInvokeEndpoint({
-    functionName: "",
-    functionArn: "",
-    invoke: () => Promise.reject(new Error("no function")),
-    functions: (name) => functions.get(name),
-  });
-  closers.push(() => invoke.close());
 
   const endpoints = (): Record<string, string> => ({
     AWS_ENDPOINT_URL_S3: s3.endpoint,
@@ -178,7 +168,7 @@ export async function startLocalAccount(options: LocalAccountOptions): Promise<L
           timeoutSeconds: Number(p.Timeout ?? 3),
           memoryMb: Number(p.MemorySize ?? 128),
           region: cfn.region,
-          accountId: resolved!.attributes.Arn!.split(":")[4]!,
+          accountId: cfn.accountId,
         });
         functions.set(name, fn);
         return name;
@@ -186,6 +176,11 @@ export async function startLocalAccount(options: LocalAccountOptions): Promise<L
     },
   });
   closers.push(() => cfn.close());
+  const invoke: InvokeEndpoint = await startInvokeEndpoint({
+    functions: (name) => functions.get(name),
+    arnPrefix: `arn:aws:lambda:${cfn.region}:${cfn.accountId}:function:`,
+  });
+  closers.push(() => invoke.close());
   closers.push(async () => {
     for (const q of queues.values()) await q.close();
     for (const f of functions.values()) await f.close();
@@ -196,7 +191,6 @@ export async function startLocalAccount(options: LocalAccountOptions): Promise<L
     aws,
     cfn,
     functions,
-    lambdaUrl: invoke.url,
     region: cfn.region,
     endpoints,
     credentials,

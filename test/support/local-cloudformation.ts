@@ -111,6 +111,7 @@ export interface LocalCloudFormationOptions {
 export interface LocalCloudFormation {
   endpoint: string;
   region: string;
+  accountId: string;
   stacks: Map<string, LocalStack>;
   calls: CloudFormationCall[];
   stackByName(name: string): LocalStack | undefined;
@@ -455,6 +456,7 @@ export async function startLocalCloudFormation(options: LocalCloudFormationOptio
   return {
     endpoint: `http://127.0.0.1:${port}`,
     region: REGION,
+    accountId: ACCOUNT,
     stacks,
     calls,
     stackByName: live,

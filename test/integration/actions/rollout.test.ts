@@ -2,6 +2,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync }
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { parseS3Uri } from "../../../lambda/bridge";
 import { parseConfigText } from "../../../lambda/bridge/config";
 import { generateUserKey, startSftpServer, type EmbeddedSftpServer } from "../../../scripts/local/sftp-server";
 import { startLocalAccount, type LocalAccount } from "../../support/local-account";
@@ -87,16 +88,16 @@ function workspace(name: string): string {
   return dir;
 }
 
-function options(github: Record<string, unknown>, environmentVars: Record<string, Record<string, string>>) {
+function options(context: Record<string, unknown>, environmentVars: Record<string, Record<string, string>>) {
   return {
-    workspace: workspace(`ws-${String(github.run_id)}`),
-    github: { repository: REPOSITORY, token: TOKEN, run_id: "0", ...github },
+    workspace: workspace(`ws-${String(context.run_id)}`),
+    github: { repository: REPOSITORY, token: TOKEN, run_id: "0", ...context },
     vars: { AWS_REGION: account.region, DEPLOY_BUCKET },
     environments: environmentVars,
     env: () => ({
       ...account.endpoints(),
       AWS_ENDPOINT_URL_CLOUDFORMATION: account.cfn.endpoint,
-      GITHUB_API_URL: ghUrl(),
+      GITHUB_API_URL: github.url,
       GITHUB_SERVER_URL: "https://github.com",
     }),
     credentials: () => account.credentials(),
@@ -111,7 +112,39 @@ function options(github: Record<string, unknown>, environmentVars: Record<string
     timeoutMs: 200_000,
   };
 }
-const ghUrl = () => github.url;
+
+/** pr-stack.yml's build and deploy jobs for a pull request event. */
+function prStack(pr: number, action: string, runId: string): Promise<JobRecord[]> {
+  const event = {
+    action,
+    number: pr,
+    pull_request: { number: pr, head: { sha: SHA, repo: { full_name: REPOSITORY } } },
+  };
+  return dryRun(
+    path.join(REPO, ".github", "workflows", "pr-stack.yml"),
+    ["build", "deploy"],
+    options(
+      { event, event_name: "pull_request", ref: `refs/pull/${pr}/merge`, sha: SHA, run_id: runId },
+      { pr: deployVars() },
+    ),
+  );
+}
+
+/** release.yml for a push to main, with production's alarm topic as given. */
+function release(runId: string, productionAlarmTopic: string): Promise<JobRecord[]> {
+  return dryRun(
+    path.join(REPO, ".github", "workflows", "release.yml"),
+    ["build", "publish", "staging", "production"],
+    options(
+      { event: {}, event_name: "push", ref: "refs/heads/main", sha: SHA, run_id: runId },
+      {
+        artifacts: { AWS_ROLE_ARN: "arn:aws:iam::123456789012:role/bridge-artifacts" },
+        staging: deployVars({ ALARM_TOPIC_ARN: "" }),
+        production: deployVars({ ALARM_TOPIC_ARN: productionAlarmTopic }),
+      },
+    ),
+  );
+}
 
 /** The variables of an environment that deploys and smoke-tests a stack (.github/environments.yml). */
 function deployVars(extra: Record<string, string> = {}): Record<string, string> {
@@ -132,29 +165,19 @@ function expectAllOk(jobs: JobRecord[]) {
 }
 
 const ran = (job: JobRecord) => job.steps.filter((s) => !s.skipped).map((s) => s.label.split(" / ")[1]);
+const step = (job: JobRecord, name: string) => job.steps.find((s) => s.label.endsWith(`/ ${name}`))!;
 
-async function stored(location: string): Promise<string> {
-  const [, bucket, key] = /^s3:\/\/([^/]+)\/(.+)$/.exec(location)!;
+/** The config at a stack's ConfigLocation, read as the function reads it. */
+async function deliveredConfig(location: string) {
+  const { bucket, key } = parseS3Uri(location)!;
   const out = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-  return out.Body!.transformToString();
+  return parseConfigText(await out.Body!.transformToString(), "delivered", { allowFileCredentials: false });
 }
 
 describe("first rollout, dry run of the workflows against a local account", () => {
   it("pr-stack.yml takes a pull request from nothing to a smoke-tested stack that reads its delivered config", async () => {
     github.pulls.set(`${REPOSITORY}#42`, { state: "open", headSha: SHA });
-    const event = {
-      action: "opened",
-      number: 42,
-      pull_request: { number: 42, head: { sha: SHA, repo: { full_name: REPOSITORY } } },
-    };
-    const jobs = await dryRun(
-      path.join(REPO, ".github", "workflows", "pr-stack.yml"),
-      ["build", "deploy"],
-      options(
-        { event, event_name: "pull_request", ref: "refs/pull/42/merge", sha: SHA, run_id: "4201" },
-        { pr: deployVars() },
-      ),
-    );
+    const jobs = await prStack(42, "opened", "4201");
     expectAllOk(jobs);
     const [build, deploy] = jobs as [JobRecord, JobRecord];
     expect(build.outputs["zip-name"]).toMatch(/^bridge-arm64-[0-9a-f]{64}\.zip$/);
@@ -169,7 +192,7 @@ describe("first rollout, dry run of the workflows against a local account", () =
     ]);
 
     // The stack: created from the published template, its function deployed from the published zip.
-    const deployed = deploy.steps.find((s) => s.label.endsWith("/ deploy"))!.outputs;
+    const deployed = step(deploy, "deploy").outputs;
     expect(deployed).toMatchObject({ outcome: "created", "config-result": "uploaded" });
     const stack = account.cfn.stackByName("bridge-pr-42")!;
     expect(stack.status).toBe("CREATE_COMPLETE");
@@ -179,9 +202,7 @@ describe("first rollout, dry run of the workflows against a local account", () =
 
     // The config the deploy delivered is where the function reads it, and names the stack's bucket and folders.
     expect(deployed.ConfigLocation).toBe(`s3://${deployed.BucketName}/_bridge/config.yaml`);
-    const config = parseConfigText(await stored(deployed.ConfigLocation!), "delivered", {
-      allowFileCredentials: false,
-    });
+    const config = await deliveredConfig(deployed.ConfigLocation!);
     expect(config.streams.smoke).toMatchObject({
       s3: { bucket: deployed.BucketName, prefix: "smoke/" },
       sftp: { host: sftp.host, port: sftp.port, hostKeys: [sftp.hostKeyFingerprint] },
@@ -190,7 +211,7 @@ describe("first rollout, dry run of the workflows against a local account", () =
     });
 
     // The smoke test passed both ways, through that function: its push came by the bucket's notification.
-    const smoke = deploy.steps.find((s) => s.label.endsWith("/ ./actions/smoke-test"))!.outputs;
+    const smoke = step(deploy, "./actions/smoke-test").outputs;
     expect(smoke.result).toBe("passed");
     const steps = JSON.parse(smoke.steps!) as { direction: string; ok: boolean }[];
     expect(steps.filter((s) => s.ok).map((s) => s.direction)).toEqual([
@@ -208,21 +229,10 @@ describe("first rollout, dry run of the workflows against a local account", () =
 
   it("pr-stack.yml does not bring back the stack of a pull request closed while its build ran", async () => {
     github.pulls.set(`${REPOSITORY}#43`, { state: "closed", headSha: SHA });
-    const event = {
-      action: "synchronize",
-      pull_request: { number: 43, head: { sha: SHA, repo: { full_name: REPOSITORY } } },
-    };
-    const jobs = await dryRun(
-      path.join(REPO, ".github", "workflows", "pr-stack.yml"),
-      ["build", "deploy"],
-      options(
-        { event, event_name: "pull_request", ref: "refs/pull/43/merge", sha: SHA, run_id: "4301" },
-        { pr: deployVars() },
-      ),
-    );
+    const jobs = await prStack(43, "synchronize", "4301");
     expectAllOk(jobs);
     const deploy = jobs[1]!;
-    expect(deploy.steps.find((s) => s.label.endsWith("/ current"))!.outputs).toMatchObject({ deploy: "false" });
+    expect(step(deploy, "current").outputs).toMatchObject({ deploy: "false" });
     expect(ran(deploy)).not.toContain("deploy");
     expect(ran(deploy)).not.toContain("./actions/smoke-test");
     expect(account.cfn.stackByName("bridge-pr-43")).toBeUndefined();
@@ -230,33 +240,20 @@ describe("first rollout, dry run of the workflows against a local account", () =
 
   it("release.yml takes main from nothing to smoke-tested staging and production stacks, the same zip in both", async () => {
     github.comparisons.set(`${REPOSITORY}:main...${SHA}`, "identical");
-    const jobs = await dryRun(
-      path.join(REPO, ".github", "workflows", "release.yml"),
-      ["build", "publish", "staging", "production"],
-      options(
-        { event: {}, event_name: "push", ref: "refs/heads/main", sha: SHA, run_id: "5001" },
-        {
-          artifacts: { AWS_ROLE_ARN: "arn:aws:iam::123456789012:role/bridge-artifacts" },
-          staging: deployVars({ ALARM_TOPIC_ARN: "" }),
-          production: deployVars({ ALARM_TOPIC_ARN: "arn:aws:sns:us-east-1:123456789012:bridge-oncall" }),
-        },
-      ),
-    );
+    const jobs = await release("5001", "arn:aws:sns:us-east-1:123456789012:bridge-oncall");
     expectAllOk(jobs);
     const publish = jobs[1]!;
     for (const env of ["staging", "production"]) {
       const job = jobs.find((j) => j.job === env)!;
       expect(ran(job)).toContain("deploy");
-      const deployed = job.steps.find((s) => s.label.endsWith("/ deploy"))!.outputs;
+      const deployed = step(job, "deploy").outputs;
       expect(deployed).toMatchObject({ outcome: "created", "config-result": "uploaded" });
       const stack = account.cfn.stackByName(`bridge-${env}`)!;
       expect(stack.parameters.CodeKey).toBe(publish.outputs["lambda-key"]);
       expect(stack.protection).toBe(true);
-      const config = parseConfigText(await stored(deployed.ConfigLocation!), "delivered", {
-        allowFileCredentials: false,
-      });
+      const config = await deliveredConfig(deployed.ConfigLocation!);
       expect(config.streams.smoke?.push?.to).toBe(`/bridge-${env}/in`);
-      const smoke = job.steps.find((s) => s.label.endsWith("/ ./actions/smoke-test"))!.outputs;
+      const smoke = step(job, "./actions/smoke-test").outputs;
       expect(smoke.result).toBe("passed");
     }
     expect(account.cfn.stackByName("bridge-production")!.parameters.AlarmTopicArn).toBe(
@@ -267,28 +264,17 @@ describe("first rollout, dry run of the workflows against a local account", () =
   it("release.yml stops at production when its alarm topic is unset, and production keeps what it had", async () => {
     // Runs after the release above: staging and production exist.
     const before = { ...account.cfn.stackByName("bridge-production")!.parameters };
-    const jobs = await dryRun(
-      path.join(REPO, ".github", "workflows", "release.yml"),
-      ["build", "publish", "staging", "production"],
-      options(
-        { event: {}, event_name: "push", ref: "refs/heads/main", sha: SHA, run_id: "5002" },
-        {
-          artifacts: { AWS_ROLE_ARN: "arn:aws:iam::123456789012:role/bridge-artifacts" },
-          staging: deployVars(),
-          production: deployVars(),
-        },
-      ),
-    );
+    const jobs = await release("5002", "");
     const staging = jobs.find((j) => j.job === "staging")!;
     expect(staging.ok).toBe(true);
-    expect(staging.steps.find((s) => s.label.endsWith("/ deploy"))!.outputs).toMatchObject({ outcome: "no-changes" });
+    expect(step(staging, "deploy").outputs).toMatchObject({ outcome: "no-changes" });
     const production = jobs.find((j) => j.job === "production")!;
     expect(production.ok).toBe(false);
-    const deploy = production.steps.find((s) => s.label.endsWith("/ deploy"))!;
+    const deploy = step(production, "deploy");
     expect(deploy.ok).toBe(false);
     expect(deploy.run!.errors.join("\n")).toContain("AlarmTopicArn");
     // Its smoke test does not run after a failed deploy, and the stack was not touched.
-    expect(production.steps.find((s) => s.label.endsWith("/ ./actions/smoke-test"))!.skipped).toBe(true);
+    expect(step(production, "./actions/smoke-test").skipped).toBe(true);
     expect(account.cfn.stackByName("bridge-production")!.parameters).toEqual(before);
   });
 });
