@@ -34,6 +34,15 @@ describe("smoke-test and resend actions against the local stack", () => {
     AWS_ACCESS_KEY_ID: stack.env.AWS_ACCESS_KEY_ID,
     AWS_SECRET_ACCESS_KEY: stack.env.AWS_SECRET_ACCESS_KEY,
   });
+  // One round trip, S3 -> SFTP, pushed by a direct invoke rather than by the S3 event.
+  const pushByInvoke = () => ({
+    "function-name": "bridge",
+    config: stack.configPath,
+    stream: "demo",
+    directions: "push",
+    "push-trigger": "invoke",
+    "timeout-seconds": "20",
+  });
   const sftpFiles = (dirName: string) => {
     const full = path.join(stack.sftp.root, dirName);
     return existsSync(full) ? readdirSync(full) : [];
@@ -137,18 +146,7 @@ describe("smoke-test and resend actions against the local stack", () => {
   });
 
   it("smoke test of one direction by direct invoke: pushes without waiting for S3 events", async () => {
-    const run = await runAction(
-      "smoke-test",
-      {
-        "function-name": "bridge",
-        config: stack.configPath,
-        stream: "demo",
-        directions: "push",
-        "push-trigger": "invoke",
-        "timeout-seconds": "20",
-      },
-      env(),
-    );
+    const run = await runAction("smoke-test", pushByInvoke(), env());
     expect(run.errors).toEqual([]);
     expect(run.code).toBe(0);
     const steps = JSON.parse(run.outputs.steps!) as { direction: string; name: string; ok: boolean }[];
@@ -167,18 +165,7 @@ describe("smoke-test and resend actions against the local stack", () => {
     stack.sftp.faults.corruptReads = true;
     let run;
     try {
-      run = await runAction(
-        "smoke-test",
-        {
-          "function-name": "bridge",
-          config: stack.configPath,
-          stream: "demo",
-          directions: "push",
-          "push-trigger": "invoke",
-          "timeout-seconds": "20",
-        },
-        env(),
-      );
+      run = await runAction("smoke-test", pushByInvoke(), env());
     } finally {
       stack.sftp.faults.corruptReads = false;
     }
