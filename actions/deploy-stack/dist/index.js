@@ -102679,6 +102679,7 @@ function parseConfigText(text, source, options = {}) {
 // actions/deploy-stack/src/config.ts
 var PLACEHOLDER_NAME = /^[A-Za-z][A-Za-z0-9]{0,127}$/;
 var PLACEHOLDER = /\$\{([A-Za-z][A-Za-z0-9]{0,127})\}/g;
+var ONLY_PLACEHOLDER = new RegExp(`^${PLACEHOLDER.source}$`);
 var STAND_IN = "stack-value-";
 var ConfigDeliveryError = class extends ActionError {
 };
@@ -102809,7 +102810,7 @@ function render(text, value) {
       if (typeof node2.value !== "string") return;
       const replaced = node2.value.replace(PLACEHOLDER, (whole2, name) => value(name) ?? whole2);
       if (replaced === node2.value) return;
-      const whole = node2.type === "PLAIN" && new RegExp(`^${PLACEHOLDER.source}$`).test(node2.value);
+      const whole = node2.type === "PLAIN" && ONLY_PLACEHOLDER.test(node2.value);
       node2.value = whole && /^(0|[1-9]\d{0,14})$/.test(replaced) ? Number(replaced) : replaced;
     }
   });

@@ -20,6 +20,8 @@ import { ActionError, errorMessage } from "../../lib/errors";
 
 export const PLACEHOLDER_NAME = /^[A-Za-z][A-Za-z0-9]{0,127}$/;
 const PLACEHOLDER = /\$\{([A-Za-z][A-Za-z0-9]{0,127})\}/g;
+/** A scalar that is one placeholder and nothing else. */
+const ONLY_PLACEHOLDER = new RegExp(`^${PLACEHOLDER.source}$`);
 const STAND_IN = "stack-value-";
 
 export class ConfigDeliveryError extends ActionError {}
@@ -201,7 +203,7 @@ function render(text: string, value: (name: string) => string | undefined): stri
       if (typeof node.value !== "string") return;
       const replaced = node.value.replace(PLACEHOLDER, (whole, name: string) => value(name) ?? whole);
       if (replaced === node.value) return;
-      const whole = node.type === "PLAIN" && new RegExp(`^${PLACEHOLDER.source}$`).test(node.value);
+      const whole = node.type === "PLAIN" && ONLY_PLACEHOLDER.test(node.value);
       node.value = whole && /^(0|[1-9]\d{0,14})$/.test(replaced) ? Number(replaced) : replaced;
     },
   });
