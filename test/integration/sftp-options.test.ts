@@ -195,15 +195,16 @@ describe("SFTP endpoint options on the embedded server", () => {
     // Earlier tests' cut connections may still hold a write handle until the server notices they are gone.
     await waitFor("earlier connections to close", () => env.sftp.stats.activeSessions === 0);
     env.sftp.resetStats();
-    // A little latency per request, so that files overlap as they would against a distant partner.
-    env.sftp.faults.delayMs = 5;
+    // Writes wait until 3 files are open (at most a few seconds): a loaded machine that schedules the bridge's
+    // workers one after another would otherwise see fewer files open at once than the setting allows.
+    env.sftp.faults.holdWritesUntilOpen = 3;
     let report: RunReport;
     try {
       report = await bridgeWith((sftp) => {
         sftp.concurrency = 3;
       }).push([...bodies.keys()].map((key) => ({ bucket: env.bucket, key })));
     } finally {
-      env.sftp.faults.delayMs = 0;
+      env.sftp.faults.holdWritesUntilOpen = undefined;
     }
     expect(report.ok).toBe(true);
     expect(report.streams[0]?.files).toBe(12);

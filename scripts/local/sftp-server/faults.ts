@@ -34,6 +34,23 @@ export interface SftpFaults {
   delayMs?: number;
   /** READ answers carry their first byte flipped: a server (or disk) that corrupts what it serves. */
   corruptReads?: boolean;
+  /**
+   * WRITE requests wait until this many files are open for writing (or HOLD_WRITES_MS passes): files a client writes
+   * in parallel are then all open at once, however the machine's load schedules the client, so a test of its
+   * concurrency does not depend on timing.
+   */
+  holdWritesUntilOpen?: number;
+}
+
+/** How long holdWritesUntilOpen holds a WRITE at most: a client that never opens that many files is not stuck. */
+export const HOLD_WRITES_MS = 2_000;
+
+/** holdWritesUntilOpen: resolves once `openForWriting()` reaches the number, or after HOLD_WRITES_MS. */
+export async function heldWrite(faults: SftpFaults, openForWriting: () => number): Promise<void> {
+  const until = Date.now() + HOLD_WRITES_MS;
+  while (faults.holdWritesUntilOpen && openForWriting() < faults.holdWritesUntilOpen && Date.now() < until) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
 }
 
 /** All off unless the caller switched them on. */

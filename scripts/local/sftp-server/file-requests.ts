@@ -4,7 +4,7 @@ import { constants as fsConstants } from "node:fs";
 import { open } from "node:fs/promises";
 import { type Attributes, utils } from "ssh2";
 import { applyAttributes } from "./attributes";
-import { bytesToStore, corruptRead, droppedAfter, statAttributes } from "./faults";
+import { bytesToStore, corruptRead, droppedAfter, heldWrite, statAttributes } from "./faults";
 import { type OpenFile, track } from "./handles";
 import { MAX_READ_LENGTH } from "./limits";
 import type { RequestHandlers, RequestScope } from "./request-scope";
@@ -74,6 +74,7 @@ async function read(s: RequestScope, reqid: number, handle: Buffer, offset: numb
 
 async function write(s: RequestScope, reqid: number, handle: Buffer, offset: number, data: Buffer): Promise<void> {
   const file = s.handles.file(handle);
+  await heldWrite(s.faults, () => s.record.observed.openWriteHandles);
   const kept = bytesToStore(s.faults, file, offset, data, s.log);
   file.bytesWritten += data.length;
   if (droppedAfter(s.faults, file, data.length, s)) return;
